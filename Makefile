@@ -1,0 +1,92 @@
+# llamac build. `make` builds build/libllamac.a and build/llamac; `make test` installs what is missing, builds and
+# runs every test; `make run` installs, builds and runs the main job (see README.md).
+CC      ?= cc
+ARCH    := $(shell $(CC) -dumpmachine | cut -d- -f1)
+BUILD   ?= build
+OPT     ?= -O2
+SAN     ?=
+WARN    := -Wall -Wextra -Wshadow -Wvla -Werror
+CFLAGS  := -std=c11 -D_GNU_SOURCE $(OPT) -g $(WARN) -Iinclude -pthread $(SAN) $(EXTRA_CFLAGS)
+LDFLAGS := -pthread $(SAN) $(EXTRA_LDFLAGS)
+LDLIBS  := -lm
+NPROC   := $(shell nproc 2>/dev/null || echo 2)
+MODEL   ?=
+
+LIB_SRC := $(sort $(wildcard src/*/*.c))
+# Per-ISA kernel files are built only for their architecture, each with its own flags.
+ifeq ($(ARCH),x86_64)
+  LIB_SRC := $(filter-out src/kernels/neon.c,$(LIB_SRC))
+else ifeq ($(ARCH),aarch64)
+  LIB_SRC := $(filter-out src/kernels/avx2.c src/kernels/avx512.c,$(LIB_SRC))
+else
+  LIB_SRC := $(filter-out src/kernels/neon.c src/kernels/avx2.c src/kernels/avx512.c,$(LIB_SRC))
+endif
+FLAGS_avx2   := -mavx2 -mfma -mf16c
+FLAGS_avx512 := -mavx2 -mfma -mf16c -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni -mavx512bf16
+FLAGS_neon   := -march=armv8.2-a+fp16+dotprod
+
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
+CLI_SRC  := $(sort $(wildcard cli/*.c))
+CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
+TEST_SRC := $(sort $(wildcard tests/test_*.c))
+TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+TEST_COMMON := $(filter-out tests/test_%,$(wildcard tests/*.c))
+TEST_COMMON_OBJ := $(TEST_COMMON:%.c=$(BUILD)/%.o)
+
+.PHONY: all lib cli tests test run check setup clean asan cross-aarch64 fuzz
+all: $(BUILD)/llamac tests
+
+lib: $(BUILD)/libllamac.a
+cli: $(BUILD)/llamac
+tests: $(TEST_BIN)
+
+$(BUILD)/libllamac.a: $(LIB_OBJ)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+$(BUILD)/src/kernels/avx2.o: EXTRA_ISA := $(FLAGS_avx2)
+$(BUILD)/src/kernels/avx512.o: EXTRA_ISA := $(FLAGS_avx512)
+$(BUILD)/src/kernels/neon.o: EXTRA_ISA := $(FLAGS_neon)
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(EXTRA_ISA) -MMD -MP -c $< -o $@
+
+$(BUILD)/llamac: $(CLI_OBJ) $(BUILD)/libllamac.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/%: $(BUILD)/tests/%.o $(TEST_COMMON_OBJ) $(BUILD)/libllamac.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# Everything a test run needs: the tool, the test programs, the oracle (llama.cpp from node-llama-cpp).
+check: all
+	tests/run.sh $(BUILD)
+
+setup:
+	scripts/setup.sh
+
+# The full suite: optimised build, the same tests under ASan+UBSan (smaller cases), the ARM64 cross build.
+test: setup
+	$(MAKE) -j$(NPROC) all
+	$(MAKE) -j$(NPROC) asan
+	$(MAKE) -j$(NPROC) cross-aarch64
+	LLAMAC_REQUIRE_ORACLE=1 tests/run.sh $(BUILD) build-asan:quick build-aarch64:quick:qemu
+
+run: setup
+	$(MAKE) -j$(NPROC) $(BUILD)/llamac
+	scripts/run-main.sh $(BUILD)/llamac $(MODEL)
+
+asan:
+	$(MAKE) BUILD=build-asan OPT=-O1 SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" all
+
+# Compile-only cross build for ARM64 (Debian gcc-aarch64-linux-gnu); tests run under qemu-aarch64 when present.
+cross-aarch64:
+	$(MAKE) CC=aarch64-linux-gnu-gcc BUILD=build-aarch64 all
+
+fuzz:
+	$(MAKE) -f fuzz/Makefile
+
+clean:
+	rm -rf build build-asan build-aarch64 build-fuzz
+
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_BIN:=.d) $(TEST_COMMON_OBJ:.o=.d)

@@ -1,0 +1,232 @@
+/* llamac.h - the one public header of libllamac.
+**
+** llamac runs Meta's Llama models (GGUF files, llama2.c checkpoints) on the CPU. Front ends (the `llamac` tool, the
+** server) use only this header. Conventions: every fallible function returns 0 (LC_OK) or a negative LC_E_* status
+** and sets a thread-local message readable with lc_last_error(); results come back through out-parameters; freeing
+** NULL is a no-op; a model is immutable after loading and may be shared by threads; a context is used by one thread
+** at a time.
+*/
+#ifndef LLAMAC_H
+#define LLAMAC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define LC_VERSION "0.1.0"
+
+/* ---- status codes ------------------------------------------------------------------------------------------- */
+enum {
+    LC_OK = 0,
+    LC_E_IO = -1,          /* open/read/write/mmap failed */
+    LC_E_FORMAT = -2,      /* malformed file or input */
+    LC_E_NOMEM = -3,       /* allocation failed or a size is beyond a sane cap */
+    LC_E_INVALID = -4,     /* bad argument from the caller */
+    LC_E_UNSUPPORTED = -5, /* valid but not implemented (e.g. a weight type) */
+    LC_E_RANGE = -6,       /* index, position or size out of range (e.g. context full) */
+};
+
+/* Static name of a status code ("format error", ...). */
+const char *lc_strerror(int status);
+/* The calling thread's last error message (what, where, what to do). Valid until the next failing call on this
+** thread. Never NULL. */
+const char *lc_last_error(void);
+
+/* ---- tensor / weight types: the numeric ids are GGML's, as stored in GGUF files ----------------------------- */
+typedef enum lc_type {
+    LC_TYPE_F32 = 0,
+    LC_TYPE_F16 = 1,
+    LC_TYPE_Q4_0 = 2,
+    LC_TYPE_Q4_1 = 3,
+    LC_TYPE_Q5_0 = 6,
+    LC_TYPE_Q5_1 = 7,
+    LC_TYPE_Q8_0 = 8,
+    LC_TYPE_Q8_1 = 9,
+    LC_TYPE_Q2_K = 10,
+    LC_TYPE_Q3_K = 11,
+    LC_TYPE_Q4_K = 12,
+    LC_TYPE_Q5_K = 13,
+    LC_TYPE_Q6_K = 14,
+    LC_TYPE_Q8_K = 15,
+    LC_TYPE_IQ4_NL = 20,
+    LC_TYPE_IQ4_XS = 23,
+    LC_TYPE_BF16 = 30,
+    LC_TYPE_COUNT = 43, /* one past the largest id GGML defines today */
+} lc_type;
+
+/* Name of a type ("Q8_0"), or NULL for an id that is not a known GGML type. */
+const char *lc_type_name(int type);
+
+/* ---- model -------------------------------------------------------------------------------------------------- */
+typedef struct lc_model lc_model;
+typedef struct lc_context lc_context;
+
+typedef struct lc_model_params {
+    const char *tokenizer_path; /* llama2.c checkpoints only: tokenizer.bin (NULL: "tokenizer.bin" beside it) */
+    void (*progress)(float fraction, void *user); /* optional load progress, 0..1 */
+    void *progress_user;
+} lc_model_params;
+
+lc_model_params lc_model_default_params(void);
+
+/* Loads a GGUF file (v2/v3) or a llama2.c checkpoint (.bin, with its tokenizer.bin). Weights stay mmap'd.
+** *out is owned by the caller; free with lc_model_free. */
+int lc_model_load(const char *path, const lc_model_params *params, lc_model **out);
+void lc_model_free(lc_model *m);
+
+typedef struct lc_hparams {
+    uint32_t n_vocab, n_ctx_train, n_embd, n_layer, n_ff, n_head, n_head_kv, head_dim, n_rot;
+    float rope_theta, rms_eps;
+    bool has_rope_freqs; /* rope_freqs.weight present (Llama 3.1/3.2 RoPE scaling) */
+    bool tied_output;    /* output.weight absent: token_embd is used for the logits */
+    int ftype;           /* dominant weight type (lc_type) */
+} lc_hparams;
+
+const lc_hparams *lc_model_hparams(const lc_model *m);
+uint64_t lc_model_size_bytes(const lc_model *m);   /* bytes of all tensors */
+uint64_t lc_model_n_params(const lc_model *m);
+/* Short description, e.g. "llama 1B F16", written into buf (always NUL-terminated). */
+void lc_model_desc(const lc_model *m, char *buf, size_t cap);
+
+/* Metadata, for `llamac info`. Index i in [0, lc_model_meta_count). The value is rendered as text (arrays
+** abbreviated after max_items items) into buf, always NUL-terminated. Returns the key (valid while m lives). */
+size_t lc_model_meta_count(const lc_model *m);
+const char *lc_model_meta_get(const lc_model *m, size_t i, char *buf, size_t cap, size_t max_items);
+/* Metadata string value by key, or NULL. Copied into a thread-local buffer (at most 4095 bytes): valid until the
+** next call on this thread. */
+const char *lc_model_meta_str(const lc_model *m, const char *key);
+
+typedef struct lc_tensor_info {
+    const char *name; /* valid while m lives */
+    int type;         /* lc_type */
+    uint32_t n_dims;
+    uint64_t ne[4]; /* ne[0] is the contiguous (row) dimension, as in GGML */
+    uint64_t n_bytes;
+    uint64_t offset; /* byte offset of the data in the file */
+} lc_tensor_info;
+
+size_t lc_model_tensor_count(const lc_model *m);
+int lc_model_tensor_get(const lc_model *m, size_t i, lc_tensor_info *out);
+
+/* ---- tokens ------------------------------------------------------------------------------------------------- */
+enum {
+    LC_TOK_ADD_BOS = 1u << 0,       /* prepend BOS */
+    LC_TOK_PARSE_SPECIAL = 1u << 1, /* control tokens written in the text become single ids */
+};
+
+/* Tokenizes len bytes of UTF-8 text. Writes at most cap ids; *n_out is the number of ids the whole text needs (so
+** a call with cap 0 sizes the buffer). Returns LC_E_RANGE if cap was too small. */
+int lc_tokenize(const lc_model *m, const char *text, size_t len, unsigned flags, int32_t *ids, size_t cap,
+                size_t *n_out);
+int32_t lc_token_bos(const lc_model *m);
+int32_t lc_token_eos(const lc_model *m);
+bool lc_token_is_eog(const lc_model *m, int32_t id); /* end of generation: eos, eot, eom */
+/* The raw piece text of a token as stored in the vocabulary (NUL-terminated, valid while m lives), or NULL. */
+const char *lc_token_piece(const lc_model *m, int32_t id);
+
+/* Streaming detokenizer: turns ids into UTF-8 bytes and never splits a character; an invalid sequence comes out as
+** U+FFFD. Plain struct, caller-owned; zero it (or call lc_detok_init) before use. */
+typedef struct lc_detok {
+    unsigned char pending[8];
+    int n_pending;
+    bool first;          /* next piece is the first of the text (SentencePiece drops its leading space) */
+    bool show_special;   /* render control tokens as their text */
+} lc_detok;
+
+void lc_detok_init(lc_detok *d, bool show_special);
+/* Appends the bytes of token id to out (at most cap bytes, NUL-terminated when room). Returns the number of bytes
+** written, or a negative status. Bytes of an incomplete UTF-8 character are held back until it completes. */
+int lc_detok_push(const lc_model *m, lc_detok *d, int32_t id, char *out, size_t cap);
+/* Flushes held bytes (as U+FFFD if incomplete). Same return convention. */
+int lc_detok_flush(lc_detok *d, char *out, size_t cap);
+
+/* ---- context, batch, decode --------------------------------------------------------------------------------- */
+typedef struct lc_context_params {
+    uint32_t n_ctx;     /* KV cache cells (0: the model's trained context, capped at 4096) */
+    uint32_t n_batch;   /* max tokens per lc_decode call (0: 512) */
+    uint32_t n_seq_max; /* max distinct sequence ids (0: 1) */
+    int n_threads;      /* worker threads including the caller (<= 0: all cores) */
+    int kv_type;        /* LC_TYPE_F16 (as llama.cpp; lc_context_default_params sets it) or LC_TYPE_F32 (0) */
+} lc_context_params;
+
+lc_context_params lc_context_default_params(void);
+int lc_context_new(lc_model *m, const lc_context_params *params, lc_context **out);
+void lc_context_free(lc_context *c);
+uint32_t lc_context_n_ctx(const lc_context *c);
+
+/* A batch of tokens: token i is at position pos[i] in sequence seq_id[i]; logits[i] != 0 asks for its logits.
+** Arrays are borrowed for the duration of lc_decode. seq_id and logits may be NULL (all sequence 0; logits for the
+** last token only). pos may be NULL (each sequence continues after its last cached position). */
+typedef struct lc_batch {
+    int32_t n_tokens;
+    const int32_t *token;
+    const int32_t *pos;
+    const int32_t *seq_id;
+    const int8_t *logits;
+} lc_batch;
+
+/* Runs the model on the batch, appending its tokens to the KV cache. */
+int lc_decode(lc_context *c, const lc_batch *b);
+/* Logits (n_vocab floats) of batch row i of the last lc_decode, or NULL if that row did not ask for logits. Valid
+** until the next lc_decode on c. */
+const float *lc_get_logits(const lc_context *c, int32_t i);
+/* Removes cached positions [p0, p1) of sequence seq (seq < 0: every sequence; p1 < 0: to the end). */
+void lc_kv_remove(lc_context *c, int32_t seq, int32_t p0, int32_t p1);
+/* Number of cached positions of sequence seq (its next position). */
+int32_t lc_kv_seq_len(const lc_context *c, int32_t seq);
+
+/* ---- sampling ----------------------------------------------------------------------------------------------- */
+typedef struct lc_sampler_params {
+    float temp;           /* <= 0: greedy */
+    int32_t top_k;        /* <= 0: off */
+    float top_p;          /* >= 1: off */
+    float min_p;          /* <= 0: off */
+    float repeat_penalty; /* 1: off */
+    int32_t repeat_last_n;/* tokens looked back for the penalty (-1: all seen) */
+    uint64_t seed;
+} lc_sampler_params;
+
+typedef struct lc_sampler lc_sampler;
+
+lc_sampler_params lc_sampler_default_params(void);
+int lc_sampler_new(const lc_sampler_params *p, int32_t n_vocab, lc_sampler **out);
+void lc_sampler_free(lc_sampler *s);
+/* Picks a token from logits[n_vocab] (not modified). */
+int32_t lc_sampler_sample(lc_sampler *s, const float *logits);
+/* Records a token as seen (prompt and generated), for the repetition penalty. */
+void lc_sampler_accept(lc_sampler *s, int32_t id);
+void lc_sampler_reset(lc_sampler *s);
+
+/* ---- synthetic models (random weights, for tests, demos and benchmarks) ------------------------------------- */
+typedef struct lc_synth_params {
+    uint32_t n_vocab, n_embd, n_layer, n_head, n_head_kv, n_ff, n_ctx_train;
+    uint32_t head_dim;     /* 0: n_embd / n_head */
+    float rope_theta, rms_eps;
+    bool tied_output;      /* no output.weight: token_embd serves as the output matrix */
+    bool rope_freqs;       /* write a Llama 3.1-style rope_freqs.weight (factor 8, low 1, high 4, orig ctx 8192) */
+    int wtype;             /* type of the 2-D weight matrices: F32, F16, BF16, Q8_0; norms stay F32 */
+    uint64_t seed;
+    float w_std;           /* weight standard deviation (0: 0.02) */
+    const char *name;      /* general.name (NULL: "llamac-random") */
+} lc_synth_params;
+
+/* Writes a Llama-architecture GGUF with random weights (a normal distribution from the seed, norms 1 + noise) and a
+** small byte-level SentencePiece-style vocabulary, so that every other tool can run on it. Deterministic for a given
+** params. The file is written to a temporary name and renamed. */
+int lc_synth_write(const char *path, const lc_synth_params *p);
+lc_synth_params lc_synth_default_params(void);
+
+/* ---- misc --------------------------------------------------------------------------------------------------- */
+int lc_n_cores(void);
+double lc_time_s(void); /* monotonic seconds */
+/* Name of the kernel variant in use ("avx512", "avx2", "neon", "ref"). */
+const char *lc_cpu_variant(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* LLAMAC_H */

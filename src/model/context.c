@@ -1,0 +1,237 @@
+/* context.c - a context: the KV cache (cells holding (sequence, position)), scratch buffers sized once for n_batch
+** tokens, the thread pool, and lc_decode, which validates a batch, assigns cache cells and runs the forward pass.
+**
+** Invariant: a cell holds at most one (seq, pos); a (seq, pos) pair is in at most one cell. Cells are taken lowest
+** first, so one sequence appended in order occupies cells in position order.
+*/
+#include "model.h"
+
+#include "../kernels/kernels.h"
+
+#include <stdio.h>
+
+lc_context_params lc_context_default_params(void) {
+    lc_context_params p;
+    memset(&p, 0, sizeof p);
+    p.kv_type = LC_TYPE_F16;
+    return p;
+}
+
+void lc_context_free(lc_context *c) {
+    if (!c) return;
+    lc_pool_free(c->pool);
+    if (c->k_cache)
+        for (uint32_t l = 0; l < c->model->hp.n_layer; l++) lc__aligned_free(c->k_cache[l]);
+    if (c->v_cache)
+        for (uint32_t l = 0; l < c->model->hp.n_layer; l++) lc__aligned_free(c->v_cache[l]);
+    lc__free(c->k_cache);
+    lc__free(c->v_cache);
+    lc__free(c->cells);
+    float *bufs[] = {c->x, c->xb, c->xb2, c->q, c->k, c->v, c->att_out, c->hb, c->hb2, c->att, c->rope_cs, c->logits};
+    for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) lc__aligned_free(bufs[i]);
+    lc__aligned_free(c->xq);
+    lc__aligned_free(c->qconv);
+    lc__free(c->cell_of);
+    lc__free(c->out_rows);
+    lc__free(c->out_idx);
+    lc__free(c->b_pos);
+    lc__free(c->b_seq);
+    lc__free(c);
+}
+
+static float *falloc(size_t n, bool *ok) {
+    float *p = lc__aligned_alloc(n * sizeof(float));
+    if (!p) *ok = false;
+    return p;
+}
+
+int lc_context_new(lc_model *m, const lc_context_params *params, lc_context **out) {
+    lc__base_init();
+    *out = NULL;
+    lc_context_params p = params ? *params : lc_context_default_params();
+    const lc_hparams *hp = &m->hp;
+    if (p.n_ctx == 0) p.n_ctx = LC_MIN(hp->n_ctx_train, 4096u);
+    if (p.n_batch == 0) p.n_batch = 512;
+    if (p.n_batch > p.n_ctx) p.n_batch = p.n_ctx;
+    if (p.n_seq_max == 0) p.n_seq_max = 1;
+    if (p.kv_type != LC_TYPE_F16 && p.kv_type != LC_TYPE_F32)
+        return LC_ERR(LC_E_INVALID, "KV cache type %d is not supported (F16 or F32)", p.kv_type);
+    if (p.n_ctx > (1u << 24) || p.n_seq_max > 4096)
+        return LC_ERR(LC_E_INVALID, "context of %u cells or %u sequences is beyond the limits (2^24, 4096)", p.n_ctx,
+                      p.n_seq_max);
+    if (p.n_ctx > hp->n_ctx_train)
+        LC_WARN("context of %u tokens is larger than the %u the model was trained with; quality may suffer", p.n_ctx,
+                hp->n_ctx_train);
+    if (p.n_threads <= 0) p.n_threads = lc_n_cores();
+
+    lc_context *c = lc__calloc(1, sizeof *c);
+    if (!c) return LC_ERR(LC_E_NOMEM, "out of memory creating a context");
+    c->model = m;
+    c->p = p;
+    int r = lc_pool_new(p.n_threads, &c->pool);
+    if (r) {
+        lc__free(c);
+        return r;
+    }
+    const size_t n_ctx = p.n_ctx, nb = p.n_batch, n_embd = hp->n_embd, n_q = (size_t)hp->n_head * hp->head_dim,
+                 n_kv = (size_t)hp->n_head_kv * hp->head_dim, n_ff = hp->n_ff;
+    bool ok = true;
+    c->kv_elt = p.kv_type == LC_TYPE_F16 ? 2 : 4;
+    c->k_cache = lc__calloc(hp->n_layer, sizeof(void *));
+    c->v_cache = lc__calloc(hp->n_layer, sizeof(void *));
+    ok = c->k_cache && c->v_cache;
+    for (uint32_t l = 0; ok && l < hp->n_layer; l++) {
+        c->k_cache[l] = lc__aligned_alloc(n_ctx * n_kv * c->kv_elt);
+        c->v_cache[l] = lc__aligned_alloc(n_ctx * n_kv * c->kv_elt);
+        ok = c->k_cache[l] && c->v_cache[l];
+    }
+    c->cells = lc__malloc(n_ctx * sizeof *c->cells);
+    if (c->cells)
+        for (size_t i = 0; i < n_ctx; i++) c->cells[i] = (lc_kv_cell){-1, -1};
+    else ok = false;
+    c->x = falloc(nb * n_embd, &ok);
+    c->xb = falloc(nb * n_embd, &ok);
+    c->xb2 = falloc(nb * n_embd, &ok);
+    c->q = falloc(nb * n_q, &ok);
+    c->k = falloc(nb * n_kv, &ok);
+    c->v = falloc(nb * n_kv, &ok);
+    c->att_out = falloc(nb * n_q, &ok);
+    c->hb = falloc(nb * n_ff, &ok);
+    c->hb2 = falloc(nb * n_ff, &ok);
+    c->att = falloc((size_t)p.n_threads * (n_ctx + 16), &ok);
+    c->rope_cs = falloc(nb * hp->n_rot, &ok);
+    c->qconv = lc__aligned_alloc((size_t)p.n_threads * (hp->head_dim * 4 + 64));
+    c->cell_of = lc__malloc(nb * sizeof(int32_t));
+    c->out_rows = lc__malloc(nb * sizeof(int32_t));
+    c->out_idx = lc__malloc(nb * sizeof(int32_t));
+    c->b_pos = lc__malloc(nb * sizeof(int32_t));
+    c->b_seq = lc__malloc(nb * sizeof(int32_t));
+    ok = ok && c->qconv && c->cell_of && c->out_rows && c->out_idx && c->b_pos && c->b_seq;
+    /* conversion buffer: the largest input of any matmul, for the largest weight type in use */
+    size_t xq = 0;
+    for (uint32_t l = 0; l < hp->n_layer; l++) {
+        const lc_layer *L = &m->layers[l];
+        const lc_weight *mats[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
+        for (size_t i = 0; i < sizeof mats / sizeof *mats; i++)
+            xq = LC_MAX(xq, lc_matmul_xq_bytes(mats[i]->type, (int)mats[i]->ne[0], (int)nb));
+    }
+    xq = LC_MAX(xq, lc_matmul_xq_bytes(m->output.type, (int)n_embd, (int)nb));
+    c->xq_bytes = xq;
+    c->xq = lc__aligned_alloc(xq);
+    c->cap_out = (int32_t)LC_MIN(nb, LC_MAX(p.n_seq_max, 1u));
+    c->logits = lc__aligned_alloc((size_t)c->cap_out * hp->n_vocab * sizeof(float));
+    if (!ok || !c->xq || !c->logits) {
+        lc_context_free(c);
+        return LC_ERR(LC_E_NOMEM, "out of memory creating a context of %u tokens (n_batch %u)", p.n_ctx, p.n_batch);
+    }
+    *out = c;
+    return LC_OK;
+}
+
+uint32_t lc_context_n_ctx(const lc_context *c) { return c->p.n_ctx; }
+
+int32_t lc_kv_seq_len(const lc_context *c, int32_t seq) {
+    int32_t n = 0;
+    for (uint32_t i = 0; i < c->n_used_hi; i++)
+        if (c->cells[i].seq == seq && c->cells[i].pos + 1 > n) n = c->cells[i].pos + 1;
+    return n;
+}
+
+void lc_kv_remove(lc_context *c, int32_t seq, int32_t p0, int32_t p1) {
+    if (p1 < 0) p1 = INT32_MAX;
+    for (uint32_t i = 0; i < c->n_used_hi; i++) {
+        lc_kv_cell *cl = &c->cells[i];
+        if (cl->seq < 0 || (seq >= 0 && cl->seq != seq)) continue;
+        if (cl->pos >= p0 && cl->pos < p1) *cl = (lc_kv_cell){-1, -1};
+    }
+    while (c->n_used_hi > 0 && c->cells[c->n_used_hi - 1].seq < 0) c->n_used_hi--;
+}
+
+int lc_decode(lc_context *c, const lc_batch *b) {
+    const lc_hparams *hp = &c->model->hp;
+    c->n_batch_last = 0; /* no logits readable after a failed call */
+    if (!b || b->n_tokens <= 0 || !b->token) return LC_ERR(LC_E_INVALID, "lc_decode: empty batch");
+    if ((uint32_t)b->n_tokens > c->p.n_batch)
+        return LC_ERR(LC_E_RANGE, "lc_decode: batch of %d tokens exceeds n_batch %u; split it or raise n_batch",
+                      b->n_tokens, c->p.n_batch);
+    const int32_t n = b->n_tokens;
+    /* validate tokens and sequence ids, and resolve positions */
+    for (int32_t i = 0; i < n; i++) {
+        if (b->token[i] < 0 || (uint32_t)b->token[i] >= hp->n_vocab)
+            return LC_ERR(LC_E_INVALID, "lc_decode: token %d at batch row %d is outside the vocabulary [0, %u)",
+                          b->token[i], i, hp->n_vocab);
+        int32_t s = b->seq_id ? b->seq_id[i] : 0;
+        if (s < 0 || (uint32_t)s >= c->p.n_seq_max)
+            return LC_ERR(LC_E_INVALID, "lc_decode: sequence id %d at batch row %d is outside [0, %u) (n_seq_max)", s, i,
+                          c->p.n_seq_max);
+        c->b_seq[i] = s;
+    }
+    for (int32_t i = 0; i < n; i++) {
+        int32_t pos;
+        if (b->pos) {
+            pos = b->pos[i];
+        } else { /* continue the sequence: after its cached cells and the earlier rows of this batch */
+            pos = lc_kv_seq_len(c, c->b_seq[i]);
+            for (int32_t j = 0; j < i; j++)
+                if (c->b_seq[j] == c->b_seq[i] && c->b_pos[j] + 1 > pos) pos = c->b_pos[j] + 1;
+        }
+        if (pos < 0 || pos > (1 << 28))
+            return LC_ERR(LC_E_INVALID, "lc_decode: position %d at batch row %d is out of range", pos, i);
+        for (int32_t j = 0; j < i; j++)
+            if (c->b_seq[j] == c->b_seq[i] && c->b_pos[j] == pos)
+                return LC_ERR(LC_E_INVALID, "lc_decode: batch rows %d and %d both hold position %d of sequence %d", j, i,
+                              pos, c->b_seq[i]);
+        c->b_pos[i] = pos;
+    }
+    for (uint32_t k = 0; k < c->n_used_hi; k++) {
+        const lc_kv_cell *cl = &c->cells[k];
+        if (cl->seq < 0) continue;
+        for (int32_t i = 0; i < n; i++)
+            if (cl->seq == c->b_seq[i] && cl->pos == c->b_pos[i])
+                return LC_ERR(LC_E_INVALID,
+                              "lc_decode: position %d of sequence %d is already in the KV cache; remove it first "
+                              "(lc_kv_remove)",
+                              c->b_pos[i], c->b_seq[i]);
+    }
+    /* outputs */
+    int32_t n_out = 0;
+    for (int32_t i = 0; i < n; i++) {
+        bool want = b->logits ? b->logits[i] != 0 : i == n - 1;
+        c->out_idx[i] = want ? n_out : -1;
+        if (want) c->out_rows[n_out++] = i;
+    }
+    if (n_out > c->cap_out) { /* grows only when more rows are asked for than ever before */
+        float *nl = lc__aligned_alloc((size_t)n_out * hp->n_vocab * sizeof(float));
+        if (!nl) return LC_ERR(LC_E_NOMEM, "lc_decode: out of memory for %d rows of logits", n_out);
+        lc__aligned_free(c->logits);
+        c->logits = nl;
+        c->cap_out = n_out;
+    }
+    /* cells: lowest free first; nothing is written until all are found */
+    uint32_t k = 0;
+    for (int32_t i = 0; i < n; i++) {
+        while (k < c->p.n_ctx && c->cells[k].seq >= 0) k++;
+        if (k >= c->p.n_ctx) {
+            c->n_out = 0;
+            return LC_ERR(LC_E_RANGE, "lc_decode: the KV cache is full (%u cells); raise the context size (-c) or "
+                          "remove old positions", c->p.n_ctx);
+        }
+        c->cell_of[i] = (int32_t)k++;
+    }
+    for (int32_t i = 0; i < n; i++) {
+        c->cells[c->cell_of[i]] = (lc_kv_cell){c->b_pos[i], c->b_seq[i]};
+        if ((uint32_t)c->cell_of[i] + 1 > c->n_used_hi) c->n_used_hi = (uint32_t)c->cell_of[i] + 1;
+    }
+    c->b_token = b->token;
+    c->b_n = n;
+    c->n_out = n_out;
+    c->n_batch_last = n;
+    lc__forward(c);
+    c->b_token = NULL;
+    return LC_OK;
+}
+
+const float *lc_get_logits(const lc_context *c, int32_t i) {
+    if (i < 0 || i >= c->n_batch_last || c->out_idx[i] < 0) return NULL;
+    return c->logits + (size_t)c->out_idx[i] * c->model->hp.n_vocab;
+}
