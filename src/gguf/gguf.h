@@ -18,6 +18,12 @@ typedef enum gguf_vtype {
 
 #define GGUF_MAX_DIMS 4
 #define GGUF_DEFAULT_ALIGNMENT 32
+/* Sane caps (beyond them a file is rejected as malformed; every count is also bounded by the bytes left). */
+#define GGUF_MAX_NAME 64                 /* tensor names are < 64 bytes, as GGML requires */
+#define GGUF_MAX_KEY 65535               /* key length in bytes */
+#define GGUF_MAX_COUNT (1ull << 24)      /* n_kv, n_tensors */
+#define GGUF_MAX_ARRAY (1ull << 30)      /* elements of one array (GGML's cap) */
+#define GGUF_MAX_DEPTH 8                 /* nesting of arrays of arrays */
 
 typedef struct gguf_str {
     const char *ptr; /* into the mapping, NOT NUL-terminated */
@@ -46,6 +52,7 @@ struct gguf_value {
 typedef struct gguf_kv {
     char *key; /* owned, NUL-terminated */
     gguf_value val;
+    uint64_t offset; /* byte offset of the key in the file, for messages (llama2.c: its header field, or 0) */
 } gguf_kv;
 
 typedef struct gguf_tensor {
@@ -55,12 +62,14 @@ typedef struct gguf_tensor {
     uint32_t type;              /* lc_type (GGML id) */
     uint64_t offset;            /* relative to the data section start */
     uint64_t size;              /* bytes, from the type's block size */
-    const void *data;           /* into the mapping */
+    const void *data;           /* into the mapping (aligned to f->alignment relative to the file start) */
+    uint64_t info_offset;       /* byte offset of the tensor's info record in the file, for messages */
 } gguf_tensor;
 
 typedef struct gguf_file {
     char *path; /* owned; used in messages */
-    uint32_t version;
+    const char *format; /* static: "GGUF", "llama2.c v0" or "llama2.c v1" */
+    uint32_t version;   /* GGUF version (2 or 3); llama2.c checkpoints: their version (0 or 1) */
     const uint8_t *base; /* whole file (mmap'd or caller's buffer) */
     size_t size;
     bool mapped;
@@ -68,15 +77,17 @@ typedef struct gguf_file {
     gguf_kv *kv;
     uint64_t n_tensors;
     gguf_tensor *tensors;
-    uint64_t alignment;
+    uint64_t alignment;   /* of tensor data offsets (GGUF: general.alignment or 32; llama2.c: 4) */
     uint64_t data_offset; /* start of the tensor data section in the file */
 } gguf_file;
 
-/* Opens and validates a file (mmap, read-only). *out owned by the caller: gguf_close. */
+/* Opens and validates a file (mmap, read-only). *out owned by the caller: gguf_close. Returns 0; LC_E_IO (cannot
+** open/map); LC_E_FORMAT ("<path>: offset <N>: <what>", with the key or tensor when known); LC_E_NOMEM. A parsed
+** file is immutable and may be read from several threads. */
 int gguf_open(const char *path, gguf_file **out);
 /* Parses a buffer of size bytes (borrowed; must outlive *out). name is used in messages. */
 int gguf_parse(const void *buf, size_t size, const char *name, gguf_file **out);
-void gguf_close(gguf_file *f);
+void gguf_close(gguf_file *f); /* NULL is a no-op */
 
 const gguf_kv *gguf_find(const gguf_file *f, const char *key);
 const gguf_tensor *gguf_find_tensor(const gguf_file *f, const char *name);
@@ -91,12 +102,16 @@ int gguf_get_bool(const gguf_file *f, const char *key, bool *out);
 int gguf_get_str(const gguf_file *f, const char *key, gguf_str *out);
 /* Array getter: checks the element type (exact) and returns the array value. */
 int gguf_get_arr(const gguf_file *f, const char *key, gguf_vtype elem, const gguf_value **out);
-/* Reads element i of a fixed-size-element array as double / int64 (no bounds surprises: i < n is the caller's). */
+/* Reads element i of a fixed-size-element array as double / int64 (i < n is the caller's to check). The int64 form
+** saturates u64 values beyond INT64_MAX and truncates floats toward zero (saturating; NaN gives 0). Not an array of
+** fixed-size elements: NaN / 0. */
 double gguf_arr_f64(const gguf_value *arr, uint64_t i);
 int64_t gguf_arr_i64(const gguf_value *arr, uint64_t i);
 
 const char *gguf_vtype_name(int t);
-/* Renders a value as text for `llamac info` (arrays: first max_items items then "... (N items)"). */
+/* Renders a value as text for `llamac info`: numbers (floats in the shortest form that reads back exactly), strings
+** quoted with C escapes for control bytes and invalid UTF-8, arrays as "[a, b, ... (N items)]" showing max_items
+** items (nested arrays likewise). Always NUL-terminates; a cut is marked "..." on a UTF-8 character boundary. */
 void gguf_value_format(const gguf_value *v, char *buf, size_t cap, size_t max_items);
 
 /* ---- writer ---- */
@@ -120,12 +135,30 @@ int gguf_writer_set_value(gguf_writer *w, const char *key, const gguf_value *v);
 ** gguf_writer_write returns. */
 int gguf_writer_add_tensor(gguf_writer *w, const char *name, uint32_t type, uint32_t n_dims, const uint64_t *ne,
                            const void *data, uint64_t size);
-/* Writes version 3 to path through a temporary file in the same directory and an atomic rename. */
+/* Writes version 3 to path through a temporary file in the same directory (path.tmp.XXXXXX), fsync and an atomic
+** rename; on failure the temporary file is removed and path is untouched. Tensor data offsets are consecutive, each
+** tensor padded to the alignment (llama.cpp's layout). LC_E_IO (message with path and errno text), LC_E_INVALID
+** (bad general.alignment), LC_E_NOMEM. */
 int gguf_writer_write(gguf_writer *w, const char *path);
 
 /* ---- llama2.c checkpoints ---- */
-/* Maps a llama2.c checkpoint and presents it as a gguf_file (llama.* keys, F32 tensors with GGUF names pointing into
-** the mapping). Same validation and error style as gguf_open. */
+/* Maps a llama2.c checkpoint (legacy v0 or export.py version 1, fp32) and presents it as a gguf_file: keys
+** general.architecture "llama", general.file_type 0, llama.{context_length (= seq_len), embedding_length,
+** feed_forward_length, block_count, attention.head_count, attention.head_count_kv, rope.dimension_count, vocab_size}
+** (u32), llama.attention.layer_norm_rms_epsilon 1e-5 and llama.rope.freq_base 10000 (f32); F32 tensors under their
+** GGUF names (ne[0] = the input dimension) pointing into the mapping, output.weight only when the classifier is not
+** shared (freq_cis tables are skipped). The tensors are byte-identical to what llama.cpp's
+** convert-llama2c-to-ggml writes (no Q/K permutation). The file size must be exactly what the header implies.
+** alignment is 4 (data pointers are only float-aligned). Same validation and error style as gguf_open. */
 int llama2c_open(const char *path, gguf_file **out);
+/* The same on a caller's buffer (borrowed; must outlive *out); name is used in messages. For the fuzzer and tests. */
+int llama2c_parse(const void *buf, size_t size, const char *name, gguf_file **out);
+
+/* ---- internal, shared by the readers ---- */
+/* Maps path read-only (*base, *size); LC_E_IO with a message on failure, LC_E_FORMAT for an empty file. */
+int gguf__map(const char *path, const uint8_t **base, size_t *size);
+void gguf__unmap(const uint8_t *base, size_t size);
+/* A zeroed gguf_file with path copied (NULL on out of memory). */
+gguf_file *gguf__new(const char *name, const void *buf, size_t size);
 
 #endif /* LC_GGUF_H */
