@@ -129,7 +129,9 @@ bool lc_token_is_eog(const lc_model *m, int32_t id); /* end of generation: eos, 
 const char *lc_token_piece(const lc_model *m, int32_t id);
 
 /* Streaming detokenizer: turns ids into UTF-8 bytes and never splits a character; an invalid sequence comes out as
-** U+FFFD. Plain struct, caller-owned; zero it (or call lc_detok_init) before use. */
+** U+FFFD. Plain struct, caller-owned; zero it (or call lc_detok_init) before use. lc_detok_init starts a text: the
+** leading space of the first shown piece is dropped, as SentencePiece decodes (so detok(tokenize(s)) == s); a zeroed
+** struct continues a text (e.g. after an echoed prompt) and drops nothing. */
 typedef struct lc_detok {
     unsigned char pending[8];
     int n_pending;
@@ -180,6 +182,8 @@ void lc_kv_remove(lc_context *c, int32_t seq, int32_t p0, int32_t p1);
 int32_t lc_kv_seq_len(const lc_context *c, int32_t seq);
 
 /* ---- sampling ----------------------------------------------------------------------------------------------- */
+#define LC_SEED_RANDOM UINT64_MAX /* lc_sampler_params.seed: a different seed on every run (llama.cpp's default) */
+
 typedef struct lc_sampler_params {
     float temp;           /* <= 0: greedy */
     int32_t top_k;        /* <= 0: off */
