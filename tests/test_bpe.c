@@ -348,6 +348,72 @@ TEST(bpe_any_bytes) {
     }
 }
 
+/* A minimal tokenizer.json written here: the 256 byte stand-ins, "ab" and "Ġb", merges "a b" and "Ġ b", the Llama 3
+** pre-tokenizer, one special token. Loaded with every allocation failing in turn: LC_E_NOMEM or success, no crash. */
+static char *mini_json(void) {
+    size_t cap = 1 << 16, o = 0;
+    char *s = malloc(cap);
+    o += (size_t)snprintf(s + o, cap - o, "{\"added_tokens\": [{\"id\": 258, \"content\": \"<|eot_id|>\", \"special\": true}],"
+                          " \"normalizer\": null, \"pre_tokenizer\": {\"type\": \"Sequence\", \"pretokenizers\": ["
+                          "{\"type\": \"Split\", \"pattern\": {\"Regex\": \"");
+    const char *re = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|"
+                     "\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+    for (const char *c = re; *c; c++) { /* JSON-escape the backslashes */
+        if (*c == '\\') s[o++] = '\\';
+        s[o++] = *c;
+    }
+    o += (size_t)snprintf(s + o, cap - o, "\"}, \"behavior\": \"Isolated\", \"invert\": false}, {\"type\": \"ByteLevel\", "
+                          "\"use_regex\": false}]}, \"post_processor\": null, \"model\": {\"type\": \"BPE\", "
+                          "\"ignore_merges\": true, \"vocab\": {");
+    for (int b = 0; b < 256; b++) {
+        uint32_t cp = lc__bpe_byte_to_cp((uint8_t)b);
+        char u[3] = {0};
+        if (cp < 0x80) u[0] = (char)cp;
+        else u[0] = (char)(0xC0 | cp >> 6), u[1] = (char)(0x80 | (cp & 0x3F));
+        if (u[0] == '"' || u[0] == '\\') o += (size_t)snprintf(s + o, cap - o, "\"\\%s\": %d, ", u, b);
+        else o += (size_t)snprintf(s + o, cap - o, "\"%s\": %d, ", u, b);
+    }
+    o += (size_t)snprintf(s + o, cap - o, "\"ab\": 256, \"\\u0120b\": 257}, \"merges\": [\"a b\", [\"\xC4\xA0\", \"b\"]]}}");
+    return s;
+}
+
+TEST(hf_json_mini_and_oom) {
+    char *js = mini_json();
+    lc_vocab *v = NULL;
+    CHECK_OK(lc_vocab_from_hf_json_buf(js, strlen(js), NULL, 0, "mini.json", &v));
+    CHECK_EQ_INT(lc_vocab_n(v), 259);
+    CHECK(!lc_vocab_add_bos(v) && lc_vocab_bos(v) == -1);
+    CHECK(lc_vocab_is_eog(v, 258)); /* <|eot_id|> by its text */
+    CHECK(ids_are(v, "ab b", (const int32_t[]){256, 257}, 2));
+    lc_vocab_free(v);
+    int n_nomem = 0, n_ok = 0;
+    for (long k = 1; k < 300; k++) {
+        v = NULL;
+        lc__alloc_fail_after(k);
+        int r = lc_vocab_from_hf_json_buf(js, strlen(js), NULL, 0, "mini.json", &v);
+        if (r == LC_OK) {
+            int32_t ids[16];
+            size_t n;
+            r = lc_vocab_tokenize(v, "ab b<|eot_id|>ab", 16, LC_TOK_PARSE_SPECIAL, ids, 16, &n);
+        }
+        lc__alloc_fail_after(0);
+        lc_vocab_free(v);
+        CHECKF(r == LC_OK || r == LC_E_NOMEM, "k %ld: status %d (%s)", k, r, lc_last_error());
+        n_nomem += r == LC_E_NOMEM;
+        n_ok += r == LC_OK;
+    }
+    /* malformed documents: each an LC_E_FORMAT naming the file and an offset */
+    static const char *bad[] = {"", "{", "{\"a\": }", "[1, 2,]", "{\"a\" 1}", "\"\\x\"", "01", "[1] x", "\"\x01\"",
+                                "{\"model\": {\"type\": \"BPE\"}}"};
+    for (size_t k = 0; k < sizeof bad / sizeof *bad; k++) {
+        int r = lc_vocab_from_hf_json_buf(bad[k], strlen(bad[k]), NULL, 0, "bad.json", &v);
+        CHECKF(r == LC_E_FORMAT || r == LC_E_UNSUPPORTED, "bad[%zu]: status %d", k, r);
+        CHECK(strstr(lc_last_error(), "bad.json"));
+    }
+    free(js);
+    CHECK(n_nomem > 5 && n_ok > 0);
+}
+
 int main(void) {
     RUN(llama3_pretokenizer);
     RUN(unicode_classes);
@@ -356,6 +422,7 @@ int main(void) {
     RUN(llama31_via_gguf);
     RUN(bpe_merge_rules);
     RUN(bpe_any_bytes);
+    RUN(hf_json_mini_and_oom);
     lc_vocab_free(g_l3);
     return TEST_SUMMARY();
 }

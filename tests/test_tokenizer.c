@@ -1,4 +1,6 @@
-/* test_tokenizer.c - vocabularies (GGUF, llama2.c tokenizer.bin, arrays) and the SentencePiece-style BPE.
+/* test_tokenizer.c - vocabularies (GGUF, llama2.c tokenizer.bin, SentencePiece tokenizer.model, arrays) and the
+** SentencePiece-style BPE. Llama 2 is checked against SentencePiece's own ids in ../shared/data/tokenizer/llama2.jsonl
+** (every line, with and without BOS, and the decode).
 **
 ** Expected ids come from llama.cpp itself, never from this code: the table below was produced by node-llama-cpp
 ** 3.22.1 (prebuilt llama.cpp release v0.5.0, commit de3ff81 - the build the goldens came from) on
@@ -21,6 +23,7 @@
 
 #include "../src/gguf/gguf.h"
 #include "../src/tokenizer/tokenizer.h"
+#include "../src/tokenizer/vocab_impl.h"
 #include "tok_jsonl.h"
 
 #include <time.h>
@@ -835,14 +838,23 @@ TEST(no_byte_fallback) {
     CHECK(strstr(lc_last_error(), "nobytes"));
 }
 
-/* Long inputs stay O(n log n): a priority queue, not a rescan per merge. 2 MB of text (256 kB under
-** LLAMAC_QUICK) in well under the time a quadratic merge loop would need for even 100 kB. */
+/* Long inputs stay O(n log n) and bounded: a priority queue, not a rescan per merge, and the text cut into chunks
+** before word-start marks (vocab_impl.h: spm_word_split). 2 MB of text (256 kB under LLAMAC_QUICK). The ids are
+** checked exactly: llama.cpp's ids of the story repeated 8 times (table above) show the pattern - the story's own
+** ids, then the same "middle" ids for every further repeat - which predicts the ids of any number of repeats. */
 TEST(long_input_is_fast) {
     NEED_STORIES(v);
-    const tok_case *story = NULL;
-    for (size_t k = 0; k < N_CASES && !story; k++)
+    CHECK(v->spm_word_split);
+    const tok_case *story = NULL, *once = NULL;
+    for (size_t k = 0; k < N_CASES; k++) {
         if (stories_cases[k].repeat == 8) story = &stories_cases[k];
-    CHECK(story);
+        if (stories_cases[k].repeat == 1 && stories_cases[k].len == 427) once = &stories_cases[k];
+    }
+    CHECK(story && once);
+    size_t n1 = (size_t)once->n, n_mid = ((size_t)story->n - n1) / 7;
+    CHECK(n1 + 7 * n_mid == (size_t)story->n);
+    CHECK(first_diff(story->ids, n1, once->ids, n1) < 0);
+    for (int r = 2; r < 8; r++) CHECK(first_diff(story->ids + n1 + (size_t)(r - 1) * n_mid, n_mid, story->ids + n1, n_mid) < 0);
     size_t target = getenv("LLAMAC_QUICK") ? (256u << 10) : (2u << 20);
     size_t reps = target / story->len + 1, len = reps * story->len;
     char *text = malloc(len + 1);
@@ -852,17 +864,30 @@ TEST(long_input_is_fast) {
     double t0 = lc_time_s();
     int r = tokenize(v, text, len, 0, &ids, &n);
     double dt = lc_time_s() - t0;
-    /* the ids of the text repeated: each repeat after the first tokenizes like the 8x row's second repeat */
-    bool ok = !r && n > reps * 150;
+    bool ok = !r && n == n1 + (reps - 1) * n_mid && first_diff(ids, n1, once->ids, n1) < 0;
+    for (size_t k = 1; k < reps && ok; k++) ok = first_diff(ids + n1 + (k - 1) * n_mid, n_mid, story->ids + n1, n_mid) < 0;
     free(ids);
-    /* worst case for merging: one long run of a single letter */
+    /* the same without chunking (the flag cleared on purpose): identical ids */
+    int32_t *ids2;
+    size_t n2;
+    v->spm_word_split = false;
+    int r2 = tokenize(v, text, LC_MIN(len, (size_t)200000), 0, &ids2, &n2);
+    v->spm_word_split = true;
+    int32_t *ids3;
+    size_t n3;
+    int r3 = tokenize(v, text, LC_MIN(len, (size_t)200000), 0, &ids3, &n3);
+    bool same = !r2 && !r3 && first_diff(ids2, n2, ids3, n3) < 0;
+    free(ids2);
+    free(ids3);
+    /* worst case for merging: one long run of a single letter (no place to cut) */
     memset(text, 'a', len);
     t0 = lc_time_s();
     r = tokenize(v, text, len, 0, &ids, &n);
     double dt2 = lc_time_s() - t0;
     free(ids);
     free(text);
-    CHECK(ok);
+    CHECKF(ok, "the ids of %zu repeats do not follow llama.cpp's pattern", reps);
+    CHECK(same);
     CHECK_OK(r);
     CHECKF(dt < 20 && dt2 < 20, "%zu bytes took %.2f s and %.2f s", len, dt, dt2);
     printf("        %zu bytes: %.3f s (story), %.3f s (one letter)\n", len, dt, dt2);
@@ -915,6 +940,7 @@ TEST(llama2_sentencepiece) {
     CHECK_EQ_INT(lc_vocab_n(v), 32000);
     CHECK(lc_vocab_bos(v) == 1 && lc_vocab_eos(v) == 2 && lc_vocab_unk(v) == 0 && lc_vocab_add_space_prefix(v));
     CHECK_EQ_INT(lc_vocab_find(v, "\xE2\x96\x81Hello", 8), 15043); /* README: "▁Hello" is 15043 in Llama 2 */
+    CHECK(v->spm_word_split); /* the long lines below are cut into chunks */
     FILE *fp = fopen(data_path("tokenizer/llama2.jsonl"), "r");
     if (!fp) { lc_vocab_free(v); FAILF("cannot open llama2.jsonl"); }
     static char line[1 << 20];
@@ -976,6 +1002,32 @@ TEST(spm_model_malformed) {
     CHECK_EQ_INT(lc_vocab_from_spm_model_buf(group, sizeof group, "group.model", &v), LC_E_FORMAT);
 }
 
+/* Every allocation failing in turn: loading and tokenizing return LC_E_NOMEM (or succeed when the failing
+** allocation came after the work), never crash or leak (the ASan build checks the leaks). */
+TEST(out_of_memory) {
+    unsigned char buf[256];
+    const char *pieces[] = {"<unk>", "<s>", "</s>", "<0x41>", " a", "b", " ab"};
+    int32_t lens[] = {5, 3, 4, 6, 2, 1, 3};
+    size_t size = l2c_build(buf, 6, pieces, lens, 7);
+    int n_nomem = 0, n_ok = 0;
+    for (long k = 1; k < 400; k++) {
+        lc_vocab *v = NULL;
+        lc__alloc_fail_after(k);
+        int r = lc_vocab_from_llama2c_buf(buf, size, "oom.bin", 7, &v);
+        if (r == LC_OK) {
+            int32_t ids[16];
+            size_t n;
+            r = lc_vocab_tokenize(v, "ab ab <s> b\xC3", 12, LC_TOK_ADD_BOS | LC_TOK_PARSE_SPECIAL, ids, 16, &n);
+        }
+        lc__alloc_fail_after(0);
+        lc_vocab_free(v);
+        CHECKF(r == LC_OK || r == LC_E_NOMEM, "k %ld: status %d (%s)", k, r, lc_last_error());
+        if (r == LC_E_NOMEM) n_nomem++;
+        else n_ok++;
+    }
+    CHECK(n_nomem > 5 && n_ok > 0); /* the sweep reached past the last allocation */
+}
+
 int main(void) {
     RUN(gguf_vocab_metadata);
     RUN(spm_matches_llama_cpp);
@@ -991,6 +1043,7 @@ int main(void) {
     RUN(random_bytes);
     RUN(llama2_sentencepiece);
     RUN(spm_model_malformed);
+    RUN(out_of_memory);
     lc_vocab_free(g_stories);
     gguf_close(g_stories_f);
     return TEST_SUMMARY();

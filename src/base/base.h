@@ -91,6 +91,8 @@ void lc__base_init(void);
 /* ---- CPU features (the only global state; set once) ---- */
 typedef struct lc_cpu_features {
     bool avx2, fma, f16c, avx512f, avx512bw, avx512vl, avx512vnni, avx512bf16, avxvnni, neon, dotprod;
+    bool avx512dq;  /* the avx512 kernels are compiled with -mavx512dq */
+    bool neon_fp16; /* FEAT_FP16 (fphp + asimdhp): the neon kernels are compiled with +fp16 */
 } lc_cpu_features;
 const lc_cpu_features *lc__cpu(void);
 

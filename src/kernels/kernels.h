@@ -6,24 +6,41 @@
 ** ref.c (plain C) is the specification and the test oracle; avx2.c, avx512.c and neon.c are compiled with their
 ** own flags and picked once at start-up by dispatch.c from the CPU's features. LLAMAC_CPU=ref|avx2|avx512|neon
 ** forces a variant (an unsupported request falls back to the best available, with a warning).
+**
+** Numerical contract (tests/test_kernels.c checks it):
+** - Integer-block types (Q8_0; later the other quants): every variant forms each block's integer dot product
+**   exactly, scales it as (float)sumi * (d_w * d_x) (one f32 rounding; d_w * d_x is exact for two fp16 values) and
+**   adds the blocks in order with separate f32 adds, so vec_dot and gemm are bit-identical to ref.c everywhere.
+** - Float types (F32, F16, BF16): products summed in f32 with several independent lanes; the result is within
+**   (n/4 + 32) * 2^-24 * sum|w_i x_i| of the exact dot (ref.c sums in double, as GGML's scalar path does).
+**   AVX-512 BF16 uses VDPBF16PS, which treats bf16 subnormals as zero; still within that bound for normal data.
+** - from_float is bit-identical across variants: F16 and BF16 round to nearest even; Q8_0 is GGML's x86 form
+**   (d = amax/127, q = round-half-even(x * (127/amax))), see lc__quantize_row_q8_0_act.
 */
 #ifndef LC_KERNELS_H
 #define LC_KERNELS_H
 
 #include "../quant/types.h"
 
-/* s = dot(w[0..n), x[0..n)) with w a row of type T and x a row of vec_dot_type(T). n is a multiple of the block. */
+/* s = dot(w[0..n), x[0..n)) with w a row of type T and x a row of vec_dot_type(T). n is a multiple of the block
+** (any n >= 0 for F32/F16/BF16). Pure, thread-safe. */
 typedef void (*lc_vec_dot_fn)(int n, float *s, const void *w, const void *x);
-/* Converts n f32 activations to the vec-dot type. */
+/* Converts n f32 activations to the vec-dot type (n a multiple of its block). Pure, thread-safe. */
 typedef void (*lc_from_float_fn)(const float *x, void *y, int64_t n);
+/* A tile of a matrix product: y[t*ldy + r] = dot(W row r, X row t) for r in [0, nr), t in [0, nt), rows of n
+** elements. W rows (type T) are w_stride bytes apart, X rows (vec-dot type of T) x_stride bytes apart; any
+** alignment. Same numbers as vec_dot for every (r, t). nt == 1 is the decode GEMV. No allocation, thread-safe. */
+typedef void (*lc_gemm_fn)(int n, int nr, int nt, const void *w, size_t w_stride, const void *x, size_t x_stride,
+                           float *y, size_t ldy);
 
 typedef struct lc_kernels {
     const char *name; /* "ref", "avx2", "avx512", "neon" */
     lc_vec_dot_fn vec_dot[LC_TYPE_COUNT];      /* NULL: type not supported */
     lc_from_float_fn from_float[LC_TYPE_COUNT]; /* indexed by the vec-dot type */
+    lc_gemm_fn gemm[LC_TYPE_COUNT];             /* indexed by weight type; NULL: matmul loops over vec_dot */
 } lc_kernels;
 
-/* The variant in use (chosen once, thread-safe). */
+/* The variant in use (chosen once, thread-safe; initialises the base tables too). */
 const lc_kernels *lc_kernels_get(void);
 /* A specific variant by name, or NULL if this CPU/build cannot run it (for tests). */
 const lc_kernels *lc_kernels_by_name(const char *name);
@@ -34,11 +51,33 @@ int lc_vec_dot_type(int type);
 ** Y[t*ldy + r] = dot(W row r, X row t) for t in [0, n_tok), r in [0, n_out).
 ** W: n_out rows of n_in elements of type wtype, w_row_bytes apart.
 ** Step 1, lc_matmul_prepare: converts X (f32, n_tok rows of n_in, ldx floats apart) to the vec-dot type into xq
-**         (lc_matmul_xq_bytes bytes). Step 2, after a barrier, lc_matmul. Both split work over (ith, nth) and never
-**         allocate. For wtype F32, prepare copies nothing and xq may alias X if ldx == n_in (pass X as xq). */
+**         (lc_matmul_xq_bytes bytes; rows of the vec-dot type back to back). Step 2, after a barrier, lc_matmul.
+**         Both split work over (ith, nth) and never allocate. For wtype F32, prepare copies nothing when
+**         ldx == n_in and xq == X (pass X as xq); otherwise it copies the rows into xq.
+** lc_matmul splits output rows evenly over threads; n_tok == 1 streams W once (a GEMV at memory bandwidth),
+** n_tok > 1 runs the variant's blocked GEMM over panels of W that stay in cache. */
 size_t lc_matmul_xq_bytes(int wtype, int n_in, int n_tok);
 void lc_matmul_prepare(int wtype, const float *X, int ldx, int n_in, int n_tok, void *xq, int ith, int nth);
 void lc_matmul(int wtype, const void *W, size_t w_row_bytes, int n_out, int n_in, const void *xq, int n_tok,
                float *Y, int ldy, int ith, int nth);
+/* The same with an explicit variant (tests and benchmarks run every variant in one process). */
+void lc_matmul_prepare_using(const lc_kernels *k, int wtype, const float *X, int ldx, int n_in, int n_tok, void *xq,
+                             int ith, int nth);
+void lc_matmul_using(const lc_kernels *k, int wtype, const void *W, size_t w_row_bytes, int n_out, int n_in,
+                     const void *xq, int n_tok, float *Y, int ldy, int ith, int nth);
+
+/* ---- internal: how dispatch.c fills the tables ----
+** Each ISA file fills a table that already holds the ref functions, replacing what it accelerates. dispatch.c calls
+** an ISA's fill function only when lc__cpu() reports that ISA (the code is compiled with its -m flags). */
+void lc__kernels_fill_ref(lc_kernels *k);
+void lc__kernels_fill_avx2(lc_kernels *k);
+void lc__kernels_fill_avx512(lc_kernels *k, const lc_cpu_features *cpu);
+void lc__kernels_fill_neon(lc_kernels *k);
+
+/* ref.c's kernels, also used by the ISA files for the types they do not accelerate and by tests. */
+void lc__vec_dot_f32_ref(int n, float *s, const void *w, const void *x);
+void lc__vec_dot_f16_ref(int n, float *s, const void *w, const void *x);
+void lc__vec_dot_bf16_ref(int n, float *s, const void *w, const void *x);
+void lc__vec_dot_q8_0_ref(int n, float *s, const void *w, const void *x);
 
 #endif /* LC_KERNELS_H */

@@ -149,6 +149,10 @@ static float make_asymmetric_quants(int n, int nmax, const float *x, const float
         diff = use_mad ? fabsf(diff) : diff * diff;
         best_error += w[i] * diff;
     }
+    if (nstep < 1) {
+        *neg_min = -min;
+        return scale;
+    }
     for (int k = 0; k <= nstep; k++) {
         iscale = (rmin + rdelta * k + nmax) / (max - min);
         float sum_l = 0, sum_l2 = 0, sum_xl = 0;

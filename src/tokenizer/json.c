@@ -76,7 +76,7 @@ static int parse_string(jparser *p, uint64_t *off, uint32_t *len) {
         unsigned char c = (unsigned char)p->s[p->pos];
         if (c < 0x20) return jerr(p, "control character in a string");
         if (c >= 0x80) { /* copy one well-formed UTF-8 sequence */
-            size_t k = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 0;
+            size_t k = c >= 0xF5 ? 0 : c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC2 ? 2 : 0;
             if (!k || p->pos + k > end) return jerr(p, "invalid UTF-8 in a string");
             for (size_t i = 1; i < k; i++)
                 if (((unsigned char)p->s[p->pos + i] & 0xC0) != 0x80) return jerr(p, "invalid UTF-8 in a string");

@@ -1,9 +1,10 @@
-/* tokenizer.h - vocabularies and tokenizers (SentencePiece-style BPE of Llama 2; byte-level BPE of Llama 3 later),
-** and the streaming detokenizer behind lc_detok_push.
+/* tokenizer.h - vocabularies and tokenizers (SentencePiece-style BPE of Llama 2 in spm.c; byte-level BPE with the
+** Llama 3 pre-tokenizer in bpe.c), and the streaming detokenizer behind lc_detok_push (detok.c).
 **
 ** A vocab is immutable after construction and shareable across threads. Piece strings are NUL-terminated copies
 ** owned by the vocab. Ids are int32 in [0, n); -1 means "none" (e.g. a vocabulary without a padding token).
-** Both loaders (GGUF tokenizer.ggml.*, llama2.c tokenizer.bin) end in lc_vocab_from_arrays, the one constructor.
+** Every loader (GGUF tokenizer.ggml.*, llama2.c tokenizer.bin, SentencePiece tokenizer.model, Hugging Face
+** tokenizer.json) ends in lc_vocab_from_arrays, the one constructor.
 */
 #ifndef LC_TOKENIZER_H
 #define LC_TOKENIZER_H

@@ -1,0 +1,295 @@
+/* avx2.c - x86-64 kernels for AVX2 + FMA + F16C (built with -mavx2 -mfma -mf16c; dispatch.c calls in only when
+** lc__cpu() reports all three). Float types: 8-lane FMA dot products, GEMM tiles of 4 weight rows x 3 tokens held
+** in 12 accumulators, GEMV over 8 rows at a time. Q8_0: VPMADDUBSW on |w| and sign(x, w) (GGML's trick; safe
+** because activations never hold -128), each block's integer sum reduced exactly, then scaled and added block by
+** block, so results are bit-identical to ref.c (kernels.h states the contract).
+*/
+#include "kernels.h"
+
+#include <immintrin.h>
+
+#define INLINE static inline __attribute__((always_inline))
+
+/* ---------------------------------------------------------------------------------------------------------------
+** float types: F32, F16 (x in F16), BF16 (x in BF16) */
+
+INLINE float hsum_ps(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+INLINE __m256 load8(const int T, const void *p, int i) {
+    if (T == LC_TYPE_F32) return _mm256_loadu_ps((const float *)p + i);
+    const __m128i h = _mm_loadu_si128((const __m128i *)((const uint16_t *)p + i));
+    if (T == LC_TYPE_F16) return _mm256_cvtph_ps(h);
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16)); /* bf16: the high half of f32 */
+}
+
+INLINE float elem(const int T, const void *p, int i) {
+    if (T == LC_TYPE_F32) return ((const float *)p)[i];
+    if (T == LC_TYPE_F16) return lc_fp16_lut(((const lc_fp16 *)p)[i]);
+    return lc_bf16_to_fp32(((const lc_bf16 *)p)[i]);
+}
+
+INLINE float dot_float(const int T, int n, const void *w, const void *x) {
+    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+    int i = 0;
+    for (; i + 32 <= n; i += 32) {
+#pragma GCC unroll 4
+        for (int u = 0; u < 4; u++) acc[u] = _mm256_fmadd_ps(load8(T, w, i + 8 * u), load8(T, x, i + 8 * u), acc[u]);
+    }
+    for (; i + 8 <= n; i += 8) acc[0] = _mm256_fmadd_ps(load8(T, w, i), load8(T, x, i), acc[0]);
+    float s = hsum_ps(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3])));
+    for (; i < n; i++) s += elem(T, w, i) * elem(T, x, i);
+    return s;
+}
+
+static void vec_dot_f32(int n, float *s, const void *w, const void *x) { *s = dot_float(LC_TYPE_F32, n, w, x); }
+static void vec_dot_f16(int n, float *s, const void *w, const void *x) { *s = dot_float(LC_TYPE_F16, n, w, x); }
+static void vec_dot_bf16(int n, float *s, const void *w, const void *x) { *s = dot_float(LC_TYPE_BF16, n, w, x); }
+
+/* y[j*ldy + r] = dot(w row r, x row j) for an RM x RN tile: RM*RN accumulators, each loaded vector reused RN or RM
+** times. RM <= 8, RN <= 3 (RM*RN + RN + 1 <= 16 registers for the shapes used: 4x3, 8x1, 1xRN). */
+INLINE void tile_float(const int T, const int RM, const int RN, int n, const uint8_t *w, size_t ws, const uint8_t *x,
+                       size_t xs, float *y, size_t ldy) {
+    __m256 acc[8][3];
+#pragma GCC unroll 8
+    for (int r = 0; r < RM; r++)
+#pragma GCC unroll 3
+        for (int j = 0; j < RN; j++) acc[r][j] = _mm256_setzero_ps();
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 b[3];
+#pragma GCC unroll 3
+        for (int j = 0; j < RN; j++) b[j] = load8(T, x + j * xs, i);
+#pragma GCC unroll 8
+        for (int r = 0; r < RM; r++) {
+            const __m256 a = load8(T, w + r * ws, i);
+#pragma GCC unroll 3
+            for (int j = 0; j < RN; j++) acc[r][j] = _mm256_fmadd_ps(a, b[j], acc[r][j]);
+        }
+    }
+#pragma GCC unroll 8
+    for (int r = 0; r < RM; r++)
+#pragma GCC unroll 3
+        for (int j = 0; j < RN; j++) {
+            float s = hsum_ps(acc[r][j]);
+            for (int k = i; k < n; k++) s += elem(T, w + r * ws, k) * elem(T, x + j * xs, k);
+            y[j * ldy + r] = s;
+        }
+}
+
+INLINE void gemm_float(const int T, int n, int nr, int nt, const void *vw, size_t ws, const void *vx, size_t xs,
+                       float *y, size_t ldy) {
+    const uint8_t *w = vw, *x = vx;
+    if (nt == 1) { /* GEMV: 8 rows stream together, x reloaded from L1 */
+        int r = 0;
+        for (; r + 8 <= nr; r += 8) tile_float(T, 8, 1, n, w + r * ws, ws, x, xs, y + r, ldy);
+        for (; r < nr; r++) tile_float(T, 1, 1, n, w + r * ws, ws, x, xs, y + r, ldy);
+        return;
+    }
+    for (int t = 0; t < nt; t += 3) {
+        const int rn = LC_MIN(3, nt - t);
+        const uint8_t *xt = x + (size_t)t * xs;
+        float *yt = y + (size_t)t * ldy;
+        int r = 0;
+        for (; r + 4 <= nr; r += 4) {
+            if (rn == 3) tile_float(T, 4, 3, n, w + r * ws, ws, xt, xs, yt + r, ldy);
+            else if (rn == 2) tile_float(T, 4, 2, n, w + r * ws, ws, xt, xs, yt + r, ldy);
+            else tile_float(T, 4, 1, n, w + r * ws, ws, xt, xs, yt + r, ldy);
+        }
+        for (; r < nr; r++) {
+            if (rn == 3) tile_float(T, 1, 3, n, w + r * ws, ws, xt, xs, yt + r, ldy);
+            else if (rn == 2) tile_float(T, 1, 2, n, w + r * ws, ws, xt, xs, yt + r, ldy);
+            else tile_float(T, 1, 1, n, w + r * ws, ws, xt, xs, yt + r, ldy);
+        }
+    }
+}
+
+static void gemm_f32(int n, int nr, int nt, const void *w, size_t ws, const void *x, size_t xs, float *y, size_t ldy) {
+    gemm_float(LC_TYPE_F32, n, nr, nt, w, ws, x, xs, y, ldy);
+}
+static void gemm_f16(int n, int nr, int nt, const void *w, size_t ws, const void *x, size_t xs, float *y, size_t ldy) {
+    gemm_float(LC_TYPE_F16, n, nr, nt, w, ws, x, xs, y, ldy);
+}
+static void gemm_bf16(int n, int nr, int nt, const void *w, size_t ws, const void *x, size_t xs, float *y,
+                      size_t ldy) {
+    gemm_float(LC_TYPE_BF16, n, nr, nt, w, ws, x, xs, y, ldy);
+}
+
+/* ---------------------------------------------------------------------------------------------------------------
+** Q8_0 */
+
+/* Per-lane int32 partial sums of w . x over one block (32 bytes each); w holds the weights (|w| <= 128 as u8),
+** x the activations (never -128, so sign(x, w) stays in range and the i16 pair sums cannot saturate). */
+INLINE __m256i dot_block(__m256i w, __m256i x) {
+    const __m256i p = _mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(x, w));
+    return _mm256_madd_epi16(p, _mm256_set1_epi16(1));
+}
+
+/* Lane j of the result is the sum of the 8 lanes of v[j]. */
+INLINE __m256i hsum_8x8(const __m256i v[8]) {
+    const __m256i h01 = _mm256_hadd_epi32(v[0], v[1]), h23 = _mm256_hadd_epi32(v[2], v[3]);
+    const __m256i h45 = _mm256_hadd_epi32(v[4], v[5]), h67 = _mm256_hadd_epi32(v[6], v[7]);
+    const __m256i q0 = _mm256_hadd_epi32(h01, h23), q1 = _mm256_hadd_epi32(h45, h67);
+    return _mm256_add_epi32(_mm256_permute2x128_si256(q0, q1, 0x20), _mm256_permute2x128_si256(q0, q1, 0x31));
+}
+
+INLINE __m256i load_qs(const block_q8_0 *b) { return _mm256_loadu_si256((const __m256i *)b->qs); }
+
+/* The 8 scales d of block ib of rows B[0..8) as f32 (F16C conversion is exact). */
+INLINE __m256 load_d8(const block_q8_0 *const B[8], int ib) {
+    return _mm256_cvtph_ps(_mm_setr_epi16((short)B[0][ib].d, (short)B[1][ib].d, (short)B[2][ib].d,
+                                          (short)B[3][ib].d, (short)B[4][ib].d, (short)B[5][ib].d,
+                                          (short)B[6][ib].d, (short)B[7][ib].d));
+}
+
+/* acc[a] lane j = dot(A[a], B[j]) over nb blocks, for a < RA, j < 8, with ref.c's rounding: each block's exact
+** integer sum times (d_a * d_j), added in block order. The weights are A when a_is_w, else B. */
+INLINE void tile_q8_0(const int RA, const bool a_is_w, int nb, const block_q8_0 *const *A,
+                      const block_q8_0 *const B[8], __m256 *acc) {
+#pragma GCC unroll 4
+    for (int a = 0; a < RA; a++) acc[a] = _mm256_setzero_ps();
+    for (int ib = 0; ib < nb; ib++) {
+        const __m256 dB = load_d8(B, ib);
+#pragma GCC unroll 4
+        for (int a = 0; a < RA; a++) {
+            const __m256i qa = load_qs(&A[a][ib]);
+            __m256i p[8];
+#pragma GCC unroll 8
+            for (int j = 0; j < 8; j++) p[j] = a_is_w ? dot_block(qa, load_qs(&B[j][ib])) : dot_block(load_qs(&B[j][ib]), qa);
+            const __m256 s = _mm256_cvtepi32_ps(hsum_8x8(p));
+            const __m256 d = _mm256_mul_ps(_mm256_set1_ps(lc_fp16_lut(A[a][ib].d)), dB);
+            acc[a] = _mm256_add_ps(acc[a], _mm256_mul_ps(s, d));
+        }
+    }
+}
+
+static void gemm_q8_0(int n, int nr, int nt, const void *vw, size_t ws, const void *vx, size_t xs, float *y,
+                      size_t ldy) {
+    const uint8_t *w = vw, *x = vx;
+    const int nb = n / QK8_0;
+    float tmp[8];
+    if (nt == 1) { /* GEMV: lanes are 8 weight rows */
+        const block_q8_0 *A[1] = {(const block_q8_0 *)x};
+        for (int r = 0; r < nr; r += 8) {
+            const block_q8_0 *B[8];
+            for (int j = 0; j < 8; j++) B[j] = (const block_q8_0 *)(w + (size_t)LC_MIN(r + j, nr - 1) * ws);
+            __m256 acc;
+            tile_q8_0(1, false, nb, A, B, &acc);
+            if (r + 8 <= nr) {
+                _mm256_storeu_ps(y + r, acc);
+            } else {
+                _mm256_storeu_ps(tmp, acc);
+                for (int j = 0; j < nr - r; j++) y[r + j] = tmp[j];
+            }
+        }
+        return;
+    }
+    for (int t = 0; t < nt; t += 8) { /* GEMM: lanes are 8 tokens, 4 weight rows per tile */
+        const block_q8_0 *B[8];
+        for (int j = 0; j < 8; j++) B[j] = (const block_q8_0 *)(x + (size_t)LC_MIN(t + j, nt - 1) * xs);
+        const int ntj = LC_MIN(8, nt - t);
+        for (int r = 0; r < nr; r += 4) {
+            const block_q8_0 *A[4];
+            for (int a = 0; a < 4; a++) A[a] = (const block_q8_0 *)(w + (size_t)LC_MIN(r + a, nr - 1) * ws);
+            __m256 acc[4];
+            tile_q8_0(4, true, nb, A, B, acc);
+            for (int a = 0; a < LC_MIN(4, nr - r); a++) {
+                _mm256_storeu_ps(tmp, acc[a]);
+                for (int j = 0; j < ntj; j++) y[(size_t)(t + j) * ldy + r + a] = tmp[j];
+            }
+        }
+    }
+}
+
+static void vec_dot_q8_0(int n, float *s, const void *vw, const void *vx) {
+    const block_q8_0 *w = vw, *x = vx;
+    float sum = 0.0f;
+    for (int ib = 0; ib < n / QK8_0; ib++) {
+        const __m256i p = dot_block(load_qs(&w[ib]), load_qs(&x[ib]));
+        __m128i q = _mm_add_epi32(_mm256_castsi256_si128(p), _mm256_extracti128_si256(p, 1));
+        q = _mm_add_epi32(q, _mm_shuffle_epi32(q, 0x4e));
+        q = _mm_add_epi32(q, _mm_shuffle_epi32(q, 0xb1));
+        const float d = lc_fp16_lut(w[ib].d) * lc_fp16_lut(x[ib].d);
+        const float prod = (float)_mm_cvtsi128_si32(q) * d;
+        sum += prod;
+    }
+    *s = sum;
+}
+
+/* ---------------------------------------------------------------------------------------------------------------
+** from_float */
+
+static void from_float_f16(const float *x, void *vy, int64_t n) {
+    lc_fp16 *y = vy;
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm_storeu_si128((__m128i *)(y + i), _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT));
+    for (; i < n; i++) y[i] = lc_fp32_to_fp16(x[i]);
+}
+
+/* bf16 = round-to-nearest-even of the high half; NaN keeps its payload and is made quiet (GGML_FP32_TO_BF16). */
+static void from_float_bf16(const float *x, void *vy, int64_t n) {
+    lc_bf16 *y = vy;
+    const __m256i abs_mask = _mm256_set1_epi32(0x7fffffff), inf = _mm256_set1_epi32(0x7f800000);
+    const __m256i bias = _mm256_set1_epi32(0x7fff), one = _mm256_set1_epi32(1), quiet = _mm256_set1_epi32(64);
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m256i r[2];
+        for (int h = 0; h < 2; h++) {
+            const __m256i u = _mm256_loadu_si256((const __m256i *)(x + i + 8 * h));
+            const __m256i nan = _mm256_cmpgt_epi32(_mm256_and_si256(u, abs_mask), inf);
+            const __m256i rounded =
+                _mm256_srli_epi32(_mm256_add_epi32(u, _mm256_add_epi32(bias, _mm256_and_si256(_mm256_srli_epi32(u, 16), one))), 16);
+            const __m256i qnan = _mm256_or_si256(_mm256_srli_epi32(u, 16), quiet);
+            r[h] = _mm256_blendv_epi8(rounded, qnan, nan);
+        }
+        /* pack lanes (0-3, 8-11 | 4-7, 12-15), then restore element order */
+        const __m256i p = _mm256_permute4x64_epi64(_mm256_packus_epi32(r[0], r[1]), 0xd8);
+        _mm256_storeu_si256((__m256i *)(y + i), p);
+    }
+    for (; i < n; i++) y[i] = lc_fp32_to_bf16(x[i]);
+}
+
+/* GGML's x86 activation quantizer (see lc__quantize_row_q8_0_act): the same float operations, vectorised. */
+static void from_float_q8_0(const float *x, void *vy, int64_t n) {
+    block_q8_0 *y = vy;
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    for (int64_t ib = 0; ib < n / QK8_0; ib++, x += QK8_0) {
+        __m256 v[4];
+        __m256 amax = _mm256_setzero_ps();
+        for (int k = 0; k < 4; k++) {
+            v[k] = _mm256_loadu_ps(x + 8 * k);
+            amax = _mm256_max_ps(amax, _mm256_andnot_ps(sign, v[k]));
+        }
+        __m128 m = _mm_max_ps(_mm256_castps256_ps128(amax), _mm256_extractf128_ps(amax, 1));
+        m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+        m = _mm_max_ss(m, _mm_movehdup_ps(m));
+        const float mx = _mm_cvtss_f32(m);
+        y[ib].d = lc_fp32_to_fp16(mx / 127.0f);
+        const __m256 id = _mm256_set1_ps(mx != 0.0f ? 127.0f / mx : 0.0f);
+        __m256i q[4];
+        for (int k = 0; k < 4; k++)
+            q[k] = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v[k], id), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+        /* i32 -> i16 -> i8 packs work per 128-bit lane; a dword permutation restores element order */
+        const __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3]));
+        _mm256_storeu_si256((__m256i *)y[ib].qs, _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
+    }
+}
+
+void lc__kernels_fill_avx2(lc_kernels *k) {
+    k->vec_dot[LC_TYPE_F32] = vec_dot_f32;
+    k->vec_dot[LC_TYPE_F16] = vec_dot_f16;
+    k->vec_dot[LC_TYPE_BF16] = vec_dot_bf16;
+    k->vec_dot[LC_TYPE_Q8_0] = vec_dot_q8_0;
+    k->gemm[LC_TYPE_F32] = gemm_f32;
+    k->gemm[LC_TYPE_F16] = gemm_f16;
+    k->gemm[LC_TYPE_BF16] = gemm_bf16;
+    k->gemm[LC_TYPE_Q8_0] = gemm_q8_0;
+    k->from_float[LC_TYPE_F16] = from_float_f16;
+    k->from_float[LC_TYPE_BF16] = from_float_bf16;
+    k->from_float[LC_TYPE_Q8_0] = from_float_q8_0;
+}
