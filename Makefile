@@ -22,7 +22,9 @@ else
   LIB_SRC := $(filter-out src/kernels/neon.c src/kernels/avx2.c src/kernels/avx512.c,$(LIB_SRC))
 endif
 FLAGS_avx2   := -mavx2 -mfma -mf16c
-FLAGS_avx512 := -mavx2 -mfma -mf16c -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni -mavx512bf16
+# VNNI and BF16 are optional at run time: avx512.c enables them per function (target attributes), so the rest of
+# the file never carries their instructions onto CPUs without them.
+FLAGS_avx512 := -mavx2 -mfma -mf16c -mavx512f -mavx512bw -mavx512vl -mavx512dq
 FLAGS_neon   := -march=armv8.2-a+fp16+dotprod
 
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
@@ -90,3 +92,9 @@ clean:
 	rm -rf build build-asan build-aarch64 build-fuzz
 
 -include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_BIN:=.d) $(TEST_COMMON_OBJ:.o=.d)
+
+# Kernel timing (GEMV GB/s, GEMM GFLOP/s per variant): make bench-kernels && build/bench/bench_kernels -t 2
+.PHONY: bench-kernels
+bench-kernels: $(BUILD)/bench/bench_kernels
+$(BUILD)/bench/bench_kernels: $(BUILD)/bench/bench_kernels.o $(BUILD)/libllamac.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)

@@ -250,21 +250,7 @@ int cli_load_model(const char *path, lc_model **out, double *load_s) {
     return CLI_OK;
 }
 
-bool cli_model_add_bos(const lc_model *m) {
-    char val[64];
-    size_t n = lc_model_meta_count(m);
-    for (size_t i = 0; i < n; i++) {
-        const char *k = lc_model_meta_get(m, i, val, sizeof val, 1);
-        if (k && !strcmp(k, "tokenizer.ggml.add_bos_token")) return !strcmp(val, "true") || !strcmp(val, "1");
-    }
-    const char *model = lc_model_meta_str(m, "tokenizer.ggml.model");
-    if (!model || !strcmp(model, "llama")) return true; /* SentencePiece, and llama2.c checkpoints */
-    if (!strcmp(model, "gpt2")) {
-        const char *pre = lc_model_meta_str(m, "tokenizer.ggml.pre");
-        return pre && (!strcmp(pre, "llama3") || !strcmp(pre, "llama-v3") || !strcmp(pre, "llama-bpe"));
-    }
-    return false;
-}
+bool cli_model_add_bos(const lc_model *m) { return lc_token_add_bos(m); }
 
 int cli_tokenize(const lc_model *m, const char *text, size_t len, bool add_bos, int32_t **ids, size_t *n) {
     *ids = NULL;

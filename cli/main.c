@@ -11,12 +11,17 @@ typedef struct command {
     const char *summary;
 } command;
 
+int cmd_tokenize(int argc, char **argv);   /* cmd_tokenize.c */
+int cmd_detokenize(int argc, char **argv); /* cmd_tokenize.c */
+
 static const command commands[] = {
     {"run", cmd_run, "generate text from a prompt, streamed to stdout"},
     {"info", cmd_info, "show a model's metadata, tensors and hyperparameters"},
     {"logits", cmd_logits, "print the logits (or top-K log-probabilities) of a token sequence as JSON"},
     {"bench", cmd_bench, "measure prompt-processing and generation speed (like llama-bench)"},
     {"synth", cmd_synth, "write a Llama GGUF with RANDOM weights (tests, demos, benchmarks)"},
+    {"tokenize", cmd_tokenize, "text to token ids (of a model, tokenizer.json, tokenizer.model or tokenizer.bin)"},
+    {"detokenize", cmd_detokenize, "token ids to text"},
 };
 #define N_COMMANDS (sizeof commands / sizeof *commands)
 

@@ -125,6 +125,9 @@ int lc_tokenize(const lc_model *m, const char *text, size_t len, unsigned flags,
 int32_t lc_token_bos(const lc_model *m);
 int32_t lc_token_eos(const lc_model *m);
 bool lc_token_is_eog(const lc_model *m, int32_t id); /* end of generation: eos, eot, eom */
+/* Whether the model's tokenizer adds BOS to a text by default (tokenizer.ggml.add_bos_token, else the tokenizer
+** family's rule). Pass LC_TOK_ADD_BOS to lc_tokenize when true. */
+bool lc_token_add_bos(const lc_model *m);
 /* The raw piece text of a token as stored in the vocabulary (NUL-terminated, valid while m lives), or NULL. */
 const char *lc_token_piece(const lc_model *m, int32_t id);
 
@@ -145,6 +148,46 @@ void lc_detok_init(lc_detok *d, bool show_special);
 int lc_detok_push(const lc_model *m, lc_detok *d, int32_t id, char *out, size_t cap);
 /* Flushes held bytes (as U+FFFD if incomplete). Same return convention. */
 int lc_detok_flush(lc_detok *d, char *out, size_t cap);
+
+/* ---- standalone tokenizers ---------------------------------------------------------------------------------- */
+/* A vocabulary with its rules, without a model: opaque, immutable, shareable across threads. A loaded model has
+** one too (lc_model_tokenizer), so one code path serves both. */
+typedef struct lc_vocab lc_tokenizer;
+
+/* Loads a tokenizer from path, whose format is told by its content: a GGUF file (only the tokenizer.ggml.* metadata
+** is read, so a vocab-only GGUF works), a Hugging Face tokenizer.json (byte-level BPE with Llama 3's pre-tokenizer),
+** a SentencePiece tokenizer.model, or a llama2.c tokenizer.bin (its token count is the number of records in it).
+** config_path is for tokenizer.json only: its tokenizer_config.json (BOS/EOS rules); NULL looks for one beside path
+** (path with "tokenizer.json" replaced by "tokenizer_config.json", else tokenizer_config.json in its directory) and
+** uses it if present; "" uses none. Errors name the file. *out owned by the caller: lc_tokenizer_free. */
+int lc_tokenizer_load(const char *path, const char *config_path, lc_tokenizer **out);
+void lc_tokenizer_free(lc_tokenizer *t);
+/* The tokenizer of model m (borrowed: valid while m lives), or NULL if m has none. */
+const lc_tokenizer *lc_model_tokenizer(const lc_model *m);
+
+/* lc_tokenize and lc_detok_push on a tokenizer; same contracts. */
+int lc_tokenizer_tokenize(const lc_tokenizer *t, const char *text, size_t len, unsigned flags, int32_t *ids,
+                          size_t cap, size_t *n_out);
+int lc_tokenizer_detok_push(const lc_tokenizer *t, lc_detok *d, int32_t id, char *out, size_t cap);
+uint32_t lc_tokenizer_n_vocab(const lc_tokenizer *t);
+/* Whether text gets BOS by default, as the tokenizer's configuration says: GGUF tokenizer.ggml.add_bos_token, else
+** llama.cpp's default for the type (SentencePiece and Llama 3: yes); tokenizer_config.json add_bos_token, else the
+** post-processor's template; tokenizer.model and tokenizer.bin (no configuration): yes, as Hugging Face's
+** LlamaTokenizer. */
+bool lc_tokenizer_add_bos(const lc_tokenizer *t);
+int32_t lc_tokenizer_bos(const lc_tokenizer *t); /* -1: none */
+int32_t lc_tokenizer_eos(const lc_tokenizer *t); /* -1: none */
+bool lc_tokenizer_is_eog(const lc_tokenizer *t, int32_t id);
+/* Raw piece of id as the vocabulary stores it (valid while t lives; *len its bytes, may be NULL), or NULL when id is
+** out of range. */
+const char *lc_tokenizer_piece(const lc_tokenizer *t, int32_t id, size_t *len);
+/* The bytes token id stands for on its own, as llama.cpp's token_to_piece: no UTF-8 check (a byte token gives its
+** byte), no leading space dropped, control tokens as their text. Writes at most cap bytes (NUL-terminated when room)
+** and returns the count, or LC_E_RANGE when it does not fit (4 * (piece length + 1) bytes always suffice). */
+int lc_tokenizer_token_bytes(const lc_tokenizer *t, int32_t id, char *out, size_t cap);
+/* Whether id is a control or unknown token (<s>, </s>, <unk>, <|eot_id|>, ...): parsed from text only with
+** LC_TOK_PARSE_SPECIAL, hidden by the detokenizer unless show_special. */
+bool lc_tokenizer_is_control(const lc_tokenizer *t, int32_t id);
 
 /* ---- context, batch, decode --------------------------------------------------------------------------------- */
 typedef struct lc_context_params {

@@ -134,9 +134,10 @@ static int js_ints(const char *v, int32_t *out, int cap) {
 
 /* ---- comparison ----------------------------------------------------------------------------------------------- */
 typedef struct cmp_stats {
-    double max_rel; /* max over positions of ||a - ref|| / ||ref|| */
-    int worst;      /* position of max_rel */
-    int agree;      /* positions whose argmax agrees */
+    double max_rel;  /* max over positions of ||a - ref|| / ||ref|| */
+    int worst;       /* position of max_rel */
+    int agree;       /* positions whose argmax agrees */
+    int unexplained; /* argmax disagreements NOT explained by the row's error (see compare_logits) */
     int n;
 } cmp_stats;
 
@@ -147,26 +148,47 @@ static int argmax(const float *x, int n) {
     return b;
 }
 
+/* An argmax disagreement is explained when the reference logit of our pick is within 2 * max|ours - ref| of the
+** reference maximum: then an error of that size, which the bound allows, can reorder the two. Anything else means
+** the logits rank tokens differently in a way the error does not account for. */
 static cmp_stats compare_logits(const float *a, const float *ref, int n, int n_vocab) {
-    cmp_stats s = {0, 0, 0, n};
+    cmp_stats s = {0, 0, 0, 0, n};
     for (int p = 0; p < n; p++) {
         const float *x = a + (size_t)p * n_vocab, *y = ref + (size_t)p * n_vocab;
-        double d2 = 0, r2 = 0;
+        double d2 = 0, r2 = 0, dmax = 0;
         for (int v = 0; v < n_vocab; v++) {
             double d = (double)x[v] - (double)y[v];
             d2 += d * d;
             r2 += (double)y[v] * y[v];
+            if (fabs(d) > dmax || d != d) dmax = d != d ? INFINITY : fabs(d);
         }
         double rel = r2 > 0 ? sqrt(d2 / r2) : sqrt(d2);
         if (!(rel <= s.max_rel)) { s.max_rel = rel; s.worst = p; } /* NaN sticks */
-        s.agree += argmax(x, n_vocab) == argmax(y, n_vocab);
+        int ax = argmax(x, n_vocab), ay = argmax(y, n_vocab);
+        if (ax == ay) s.agree++;
+        else if (!((double)y[ay] - (double)y[ax] <= 2 * dmax)) s.unexplained++;
     }
     return s;
 }
 
 static void report(const char *what, cmp_stats s, double bound) {
-    printf("        %-58s rel %.2e (pos %3d)  argmax %3d/%-3d  bound %.1e\n", what, s.max_rel, s.worst, s.agree, s.n,
+    printf("        %-58s rel %.2e (pos %3d)  argmax %3d/%-3d  bound %.1e", what, s.max_rel, s.worst, s.agree, s.n,
            bound);
+    printf(s.unexplained ? "  (%d argmax changes unexplained)\n" : "\n", s.unexplained);
+}
+
+/* Prints the comparison; on a violation (rel above bound, or an unexplained argmax change) records the first one in
+** msg and returns false. Callers go on with the other cases so that one run shows every number. */
+static bool judge(const char *what, const float *ours, const float *ref, int n, int n_vocab, double bound, char *msg,
+                  size_t cap) {
+    cmp_stats s = compare_logits(ours, ref, n, n_vocab);
+    report(what, s, bound);
+    bool ok = s.max_rel <= bound && s.unexplained == 0;
+    if (!ok && !msg[0])
+        snprintf(msg, cap, "%s: max rel %.3e at position %d (bound %.1e), %d unexplained argmax changes", what,
+                 s.max_rel, s.worst, bound, s.unexplained);
+    if (!ok) printf("        ^ FAILS\n");
+    return ok;
 }
 
 /* ---- llamac side ---------------------------------------------------------------------------------------------- */
@@ -295,12 +317,14 @@ TEST(oracle_reproduces_stories260K_goldens) {
 }
 
 /* ---- a) stories260K goldens ----------------------------------------------------------------------------------- */
-/* Bounds: F32 KV against the F32-KV goldens: 1e-4 (the issue's bound; same arithmetic up to summation order).
-** F16 KV against the F16-KV goldens: llamac rounds K, V, Q and the softmax weights to F16 where llama.cpp does, so
-** the remaining differences are summation order plus the odd F16 rounding that lands on the other side; 1e-3 is
-** ten times below the 1.3e-2 that separates the two golden sets (so it still tells the two cache types apart). */
+/* Bounds (docs/TESTING.md has the measurements): F32 KV against the F32-KV goldens: 1e-4, the issue's bound (same
+** float32 arithmetic up to summation order: ~1e-5 here). F16 KV against the F16-KV goldens: llama.cpp rounds K, V,
+** Q and the softmax weights to F16, and llamac does the same; but a rounding step turns a 1e-7 upstream difference
+** into a whole F16 step now and then, and in this trained model (head_dim 8, peaked attention) those steps add up:
+** llama.cpp's own AVX2 and SSE4.2 builds land 2.5e-3 and 3.0e-3 from its AVX-512 golden. 6e-3 is twice that and
+** half the 1.3e-2 that separates the two golden sets, so an engine that ignores the cache type still fails. */
 #define BOUND_STORIES_KVF32 1e-4
-#define BOUND_STORIES_KVF16 1e-3
+#define BOUND_STORIES_KVF16 6e-3
 
 static void stories_goldens(bool from_bin) {
     const char *shared = th_shared_dir();
@@ -319,8 +343,8 @@ static void stories_goldens(bool from_bin) {
     const int n_vocab = (int)lc_model_hparams(m)->n_vocab;
     const char *files = js_get(js, "files");
     int n_files = 0;
-    bool ok = true;
-    char msg[512] = "";
+    bool ok = true, within = true;
+    char msg[512] = "", bmsg[512] = "";
     for (const char *e; ok && (e = js_at(files, n_files)) != NULL; n_files++) {
         char name[64], gold[2][128];
         int32_t ids[1024];
@@ -347,17 +371,10 @@ static void stories_goldens(bool from_bin) {
                 ok = false;
                 break;
             }
-            cmp_stats s = compare_logits(ours, ref, n, n_vocab);
             double bound = kv ? BOUND_STORIES_KVF16 : BOUND_STORIES_KVF32;
             char what[160];
             snprintf(what, sizeof what, "%s %s kv %s", from_bin ? "bin" : "gguf", gold[kv], kv ? "f16" : "f32");
-            report(what, s, bound);
-            /* Trained weights: argmax may differ only where the top two logits nearly tie (< 1 % of positions). */
-            if (!(s.max_rel <= bound) || s.agree * 100 < s.n * 99) {
-                snprintf(msg, sizeof msg, "%s: max rel %.3e at position %d (bound %.0e), argmax %d/%d", what,
-                         s.max_rel, s.worst, bound, s.agree, s.n);
-                ok = false;
-            }
+            if (!judge(what, ours, ref, n, n_vocab, bound, bmsg, sizeof bmsg)) within = false;
         }
         free(ref);
         free(ours);
@@ -365,6 +382,7 @@ static void stories_goldens(bool from_bin) {
     lc_model_free(m);
     free(js);
     CHECKF(ok, "%s", msg);
+    CHECKF(within, "%s", bmsg);
     CHECKF(n_files == 4, "expected 4 golden files in %s, found %d", man, n_files);
 }
 
@@ -372,17 +390,19 @@ TEST(stories260K_gguf_matches_llama_cpp_goldens) { stories_goldens(false); }
 TEST(stories260K_bin_matches_llama_cpp_goldens) { stories_goldens(true); }
 
 /* ---- b) quantization goldens (one random model stored as F32, F16, BF16, Q8_0) -------------------------------- */
-/* Bounds (measured differences in ../shared/data/quant/README.md): llama.cpp multiplies F16 weights by activations
-** rounded to F16, BF16 weights by BF16 activations, Q8_0 weights by Q8_0-quantized activations; llamac does the
-** same, but a rounding step that lands differently after a tiny upstream difference moves a value by a whole step,
-** so only F32 is reproducible to ~1e-5. The README finds the F16-KV and F32-KV goldens of one file 7e-4 (F16),
-** 5e-3 (BF16), 1.4e-2 (Q8_0) apart — that is the size of such flips; the bounds sit at ~2-3x that. */
+/* Bounds: llama.cpp multiplies F16 weights by activations rounded to F16, BF16 weights by BF16 activations, Q8_0
+** weights by Q8_0-quantized activations; llamac does the same. Rounding is a step function: a 1e-7 difference
+** upstream (summation order, expf) moves a value by a whole step now and then, and that propagates. The size of the
+** effect is measured on llama.cpp alone: its AVX2 and SSE4.2 builds against its AVX-512 build on these files and
+** on the synthetic ones below differ by at most 1.7e-6 (F32, KV f32), 8.3e-4 (F32, KV f16), 1.2e-3 (F16), 6.8e-3
+** (BF16), 2.3e-2 (Q8_0). The bounds are about 2.5x that; a real mistake (a wrong scale, block layout, row, RoPE
+** pair) is off by 1e-1 or more (see synthetic_cases_are_sensitive_to_rope). */
 typedef struct quant_bound {
     const char *type;
     double kv32, kv16;
 } quant_bound;
 static const quant_bound QUANT_BOUNDS[] = {
-    {"F32", 1e-4, 1e-3}, {"F16", 2e-3, 2e-3}, {"BF16", 1.5e-2, 1.5e-2}, {"Q8_0", 4e-2, 4e-2},
+    {"F32", 1e-4, 2e-3}, {"F16", 3e-3, 3e-3}, {"BF16", 1.5e-2, 1.5e-2}, {"Q8_0", 5e-2, 5e-2},
 };
 
 TEST(quant_goldens_f32_f16_bf16_q8_0) {
@@ -395,8 +415,8 @@ TEST(quant_goldens_f32_f16_bf16_q8_0) {
     int32_t ids[256];
     int n = js_ints(js_get(js, "ids"), ids, 256);
     const char *files = js_get(js, "files");
-    bool ok = n > 0;
-    char msg[512] = "manifest ids unreadable";
+    bool ok = n > 0, within = true;
+    char msg[512] = "manifest ids unreadable", bmsg[512] = "";
     int n_done = 0;
     for (size_t q = 0; ok && q < sizeof QUANT_BOUNDS / sizeof *QUANT_BOUNDS; q++) {
         if (quick() && q != 0 && q != 3) continue;
@@ -430,15 +450,9 @@ TEST(quant_goldens_f32_f16_bf16_q8_0) {
                 snprintf(msg, sizeof msg, "%s: decode failed: %s", file, lc_last_error());
                 ok = false;
             } else {
-                cmp_stats s = compare_logits(ours, ref, n, n_vocab);
                 double bound = kv ? QUANT_BOUNDS[q].kv16 : QUANT_BOUNDS[q].kv32;
                 snprintf(what, sizeof what, "%s kv %s", gold[kv], kv ? "f16" : "f32");
-                report(what, s, bound);
-                if (!(s.max_rel <= bound)) {
-                    snprintf(msg, sizeof msg, "%s: max rel %.3e at position %d (bound %.0e)", what, s.max_rel,
-                             s.worst, bound);
-                    ok = false;
-                }
+                if (!judge(what, ours, ref, n, n_vocab, bound, bmsg, sizeof bmsg)) within = false;
                 n_done++;
             }
         }
@@ -448,6 +462,7 @@ TEST(quant_goldens_f32_f16_bf16_q8_0) {
     }
     free(js);
     CHECKF(ok, "%s", msg);
+    CHECKF(within, "%s", bmsg);
     CHECK(n_done >= 4);
 }
 
@@ -471,11 +486,12 @@ static const synth_case SYNTH_CASES[] = {
     {"gqa g2 hd128 tied theta1e4 rope_freqs", 2, 1, 128, true, true, 1e4f, 100},
 };
 
+/* The same bounds as for the quant goldens (see QUANT_BOUNDS). */
 static const struct { int type; const char *name; double kv32, kv16; } SYNTH_TYPES[] = {
-    {LC_TYPE_F32, "F32", 1e-4, 1e-3},
-    {LC_TYPE_F16, "F16", 2e-3, 2e-3},
+    {LC_TYPE_F32, "F32", 1e-4, 2e-3},
+    {LC_TYPE_F16, "F16", 3e-3, 3e-3},
     {LC_TYPE_BF16, "BF16", 1.5e-2, 1.5e-2},
-    {LC_TYPE_Q8_0, "Q8_0", 4e-2, 4e-2},
+    {LC_TYPE_Q8_0, "Q8_0", 5e-2, 5e-2},
 };
 
 static lc_synth_params synth_params_of(const synth_case *c, int wtype) {
@@ -514,8 +530,8 @@ static int write_synth(const lc_synth_params *p, const char *tag, char *path, si
 
 TEST(synthetic_models_match_llama_cpp) {
     NEED_ORACLE();
-    bool ok = true;
-    char msg[512] = "";
+    bool ok = true, within = true;
+    char msg[512] = "", bmsg[512] = "";
     int n_cmp = 0;
     for (size_t ci = 0; ok && ci < sizeof SYNTH_CASES / sizeof *SYNTH_CASES; ci++) {
         const synth_case *sc = &SYNTH_CASES[ci];
@@ -550,14 +566,8 @@ TEST(synthetic_models_match_llama_cpp) {
                     snprintf(msg, sizeof msg, "%s: decode failed: %s", what, lc_last_error());
                     ok = false;
                 } else {
-                    cmp_stats s = compare_logits(ours, ref, n, n_vocab);
                     double bound = kv ? SYNTH_TYPES[ti].kv16 : SYNTH_TYPES[ti].kv32;
-                    report(what, s, bound);
-                    if (!(s.max_rel <= bound)) {
-                        snprintf(msg, sizeof msg, "%s: max rel %.3e at position %d (bound %.0e)", what, s.max_rel,
-                                 s.worst, bound);
-                        ok = false;
-                    }
+                    if (!judge(what, ours, ref, n, n_vocab, bound, bmsg, sizeof bmsg)) within = false;
                     n_cmp++;
                 }
             }
@@ -567,6 +577,7 @@ TEST(synthetic_models_match_llama_cpp) {
         }
     }
     CHECKF(ok, "%s", msg);
+    CHECKF(within, "%s", bmsg);
     CHECK(n_cmp >= 4);
 }
 

@@ -166,6 +166,22 @@ static const type_case *case_of(int type) {
     return NULL;
 }
 
+/* ../shared/data/quant when it holds the base model, else NULL (the tests that need it skip). */
+static const char *quant_data_dir(void) {
+    static char buf[4096];
+    const char *dir = th_shared_dir();
+    if (!dir) return NULL;
+    snprintf(buf, sizeof buf, "%.3000s/quant/base-F32.gguf", dir);
+    FILE *f = fopen(buf, "rb");
+    if (!f) return NULL;
+    fclose(f);
+    snprintf(buf, sizeof buf, "%.3000s", dir);
+    return buf;
+}
+#define NEED_QUANT_DATA(dir)                                                                                       \
+    const char *dir = quant_data_dir();                                                                            \
+    if (!dir) SKIP("../shared/data/quant/base-F32.gguf not found (set LLAMAC_SHARED_DATA)")
+
 /* ---- 0. layouts ---- */
 TEST(layouts_match_ggml) {
     /* offsets of the fields (ggml-common.h; fp16 fields where GGUF puts them) */
@@ -214,12 +230,11 @@ static const char *quant_files[] = {"Q4_0",   "Q4_1",   "Q5_0",   "Q5_1",   "Q2_
                                     "Q4_K_S", "Q4_K_M", "Q5_K_S", "Q5_K_M", "Q6_K",   "IQ4_NL", "IQ4_XS"};
 
 TEST(requantize_llamacpp_files) {
-    const char *dir = th_shared_dir();
-    if (!dir) SKIP("../shared/data not found (set LLAMAC_SHARED_DATA)");
+    NEED_QUANT_DATA(dir);
     char path[4096];
     snprintf(path, sizeof path, "%.3000s/quant/base-F32.gguf", dir);
     gguf_file *base = NULL;
-    if (gguf_open(path, &base) != 0) SKIP("%.800s: %s", path, lc_last_error());
+    CHECKF(gguf_open(path, &base) == 0, "%.800s: %s", path, lc_last_error());
     type_stats st[N_TYPES];
     memset(st, 0, sizeof st);
     /* (tensor, type) pairs already compared: the same tensor at the same type recurs in several files */
@@ -304,8 +319,7 @@ static bool check_dequant_block(int type, const uint8_t *blk, int blck, const fl
 }
 
 TEST(dequantize_llamacpp_blocks) {
-    const char *dir = th_shared_dir();
-    if (!dir) SKIP("../shared/data not found (set LLAMAC_SHARED_DATA)");
+    NEED_QUANT_DATA(dir);
     int checked[N_TYPES] = {0};
     char path[4096], why[256];
     for (size_t fi = 0; fi < sizeof quant_files / sizeof *quant_files; fi++) {
@@ -368,6 +382,26 @@ TEST(dequantize_random_blocks) {
     }
 }
 
+/* Broken weights (inf, NaN, beyond fp16) must not crash or hang the quantizers (the sanitizer build checks for
+** undefined behaviour); finite rows next to them must be unaffected. */
+TEST(nonfinite_input_is_contained) {
+    float x[512], y[512];
+    uint8_t q[512 * 2], q_ref[512 * 2];
+    const float bad[4] = {INFINITY, -INFINITY, NAN, 1e30f};
+    for (int t = 0; t < N_TYPES; t++) {
+        const lc_quant_ref *r = lc__quant_ref(types[t].type);
+        for (int k = 0; k < 4; k++) {
+            fill_kind(x, 512, 0);
+            r->quantize(x + 256, q_ref, 256);
+            x[17] = bad[k];
+            r->quantize(x, q, 512);
+            r->dequantize(q, y, 512);
+            const size_t half = (size_t)(256 / types[t].blck * types[t].bytes);
+            CHECKF(memcmp(q + half, q_ref, half) == 0, "%s: a non-finite value leaked into the next block", types[t].name);
+        }
+    }
+}
+
 /* ---- activations ---- */
 
 /* Q8_0 activations for the dot tests, written here (any valid block serves: the check is against its decoding). */
@@ -413,10 +447,9 @@ TEST(activation_quantizers) {
         for (int b = 0; b < 32; b++) {
             int s = 0;
             float amax = 0;
-            for (int j = 0; j < 32; j++) {
-                s += y1[b].qs[j];
-                amax = fmaxf(amax, fabsf(x[32 * b + j]));
-            }
+            for (int j = 0; j < 32; j++) s += y1[b].qs[j];
+            for (int j = 0; j < 32; j++)
+                if (fabsf(x[32 * b + j]) > amax) amax = fabsf(x[32 * b + j]);
             CHECK_EQ_INT(y1[b].s, lc_fp32_to_fp16(amax / 127.f * (float)s));
             for (int j = 0; j < 32; j++) {
                 CHECK(y1[b].qs[j] >= -127 && y1[b].qs[j] <= 127);
@@ -514,8 +547,7 @@ TEST(dot_products_vs_double) {
 
 /* Dot products on llama.cpp's own weight rows (from the files), random activations. */
 TEST(dot_products_on_llamacpp_rows) {
-    const char *dir = th_shared_dir();
-    if (!dir) SKIP("../shared/data not found (set LLAMAC_SHARED_DATA)");
+    NEED_QUANT_DATA(dir);
     char path[4096];
     int done[N_TYPES] = {0};
     for (size_t fi = 0; fi < sizeof quant_files / sizeof *quant_files; fi++) {
@@ -732,6 +764,7 @@ int main(void) {
     RUN(requantize_llamacpp_files);
     RUN(dequantize_llamacpp_blocks);
     RUN(dequantize_random_blocks);
+    RUN(nonfinite_input_is_contained);
     RUN(activation_quantizers);
     RUN(dot_products_vs_double);
     RUN(dot_products_on_llamacpp_rows);

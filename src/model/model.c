@@ -423,6 +423,7 @@ int lc_tokenize(const lc_model *m, const char *text, size_t len, unsigned flags,
 }
 int32_t lc_token_bos(const lc_model *m) { return m->vocab ? lc_vocab_bos(m->vocab) : 1; }
 int32_t lc_token_eos(const lc_model *m) { return m->vocab ? lc_vocab_eos(m->vocab) : 2; }
+bool lc_token_add_bos(const lc_model *m) { return m->vocab ? lc_vocab_add_bos(m->vocab) : true; }
 bool lc_token_is_eog(const lc_model *m, int32_t id) { return m->vocab ? lc_vocab_is_eog(m->vocab, id) : id == 2; }
 const char *lc_token_piece(const lc_model *m, int32_t id) { return m->vocab ? lc_vocab_piece(m->vocab, id) : NULL; }
 

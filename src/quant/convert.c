@@ -2,6 +2,8 @@
 ** those formats; the kernels must agree with them). Other quantized types live in quants_ref files. */
 #include "types.h"
 
+#include "quants.h"
+
 #include <math.h>
 
 void lc_fp32_to_fp16_row(const float *x, lc_fp16 *y, int64_t n) {
@@ -45,8 +47,8 @@ void lc_dequantize_row(int type, const void *src, float *dst, int64_t n) {
         }
         return;
     }
-    default: /* callers check lc_type_traits_of(type)->supported first */
-        memset(dst, 0, (size_t)n * sizeof(float));
+    default: /* the other quantized formats; callers check lc_type_traits_of(type)->supported first */
+        if (!lc__quant_dequantize_row(type, src, dst, n)) memset(dst, 0, (size_t)n * sizeof(float));
         return;
     }
 }

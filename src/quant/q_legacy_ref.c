@@ -13,6 +13,11 @@
 #pragma STDC FP_CONTRACT OFF /* a fused multiply-add would change roundings; gcc -std=c11 never contracts */
 #endif
 
+/* (int8_t)v as x86 evaluates it (truncate to int32, keep the low byte), without C's undefined behaviour for NaN or
+** values beyond int32 (x86 gives 0x80000000 there, whose low byte is 0): only broken input (inf/NaN weights) gets
+** there, and it must not be undefined behaviour in the library. */
+static int trunc_i8(float v) { return v > -2147483648.f && v < 2147483648.f ? (int8_t)(int32_t)v : 0; }
+
 /* The signed value of largest magnitude (the first one on ties), as the symmetric formats scale by it. */
 static float signed_absmax(const float *x, int n) {
     float amax = 0.0f, max = 0.0f;
@@ -60,7 +65,7 @@ void lc__quantize_row_q4_0_ref(const float *x, void *vy, int64_t n) {
         const float id = d ? 1.0f / d : 0.0f;
         y[b].d = lc_fp32_to_fp16(d);
         for (int j = 0; j < QK4_0 / 2; j++) {
-            int q0 = (int8_t)(x[j] * id + 8.5f), q1 = (int8_t)(x[j + 16] * id + 8.5f);
+            int q0 = trunc_i8(x[j] * id + 8.5f), q1 = trunc_i8(x[j + 16] * id + 8.5f);
             y[b].qs[j] = (uint8_t)(LC_MIN(15, q0) | (LC_MIN(15, q1) << 4));
         }
     }
@@ -76,7 +81,7 @@ void lc__quantize_row_q4_1_ref(const float *x, void *vy, int64_t n) {
         y[b].d = lc_fp32_to_fp16(d);
         y[b].m = lc_fp32_to_fp16(mn);
         for (int j = 0; j < QK4_1 / 2; j++) {
-            int q0 = (int8_t)((x[j] - mn) * id + 0.5f), q1 = (int8_t)((x[j + 16] - mn) * id + 0.5f);
+            int q0 = trunc_i8((x[j] - mn) * id + 0.5f), q1 = trunc_i8((x[j + 16] - mn) * id + 0.5f);
             y[b].qs[j] = (uint8_t)(LC_MIN(15, q0) | (LC_MIN(15, q1) << 4));
         }
     }
@@ -88,7 +93,7 @@ void lc__quantize_row_q5_0_ref(const float *x, void *vy, int64_t n) {
         const float d = signed_absmax(x, QK5_0) / -16;
         const float id = d ? 1.0f / d : 0.0f;
         uint8_t q[QK5_0];
-        for (int j = 0; j < QK5_0; j++) q[j] = (uint8_t)LC_MIN(31, (int8_t)(x[j] * id + 16.5f));
+        for (int j = 0; j < QK5_0; j++) q[j] = (uint8_t)LC_MIN(31, trunc_i8(x[j] * id + 16.5f));
         y[b].d = lc_fp32_to_fp16(d);
         pack_q5(q, y[b].qs, y[b].qh);
     }
@@ -103,7 +108,7 @@ void lc__quantize_row_q5_1_ref(const float *x, void *vy, int64_t n) {
         const float id = d ? 1.0f / d : 0.0f;
         uint8_t q[QK5_1];
         /* (x - min) * id + 0.5 lies in [0.5, 31.5] up to rounding, so no clamp is needed (ggml has none) */
-        for (int j = 0; j < QK5_1; j++) q[j] = (uint8_t)((x[j] - mn) * id + 0.5f);
+        for (int j = 0; j < QK5_1; j++) q[j] = (uint8_t)trunc_i8((x[j] - mn) * id + 0.5f);
         y[b].d = lc_fp32_to_fp16(d);
         y[b].m = lc_fp32_to_fp16(mn);
         pack_q5(q, y[b].qs, y[b].qh);

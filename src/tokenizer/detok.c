@@ -19,6 +19,7 @@ void lc_detok_init(lc_detok *d, bool show_special) {
 typedef struct sink {
     char *out;   /* NULL: only count */
     size_t cap, n;
+    bool raw;    /* bytes as they are, without the UTF-8 validator (lc_vocab_token_bytes) */
 } sink;
 
 static void sink_put(sink *s, const void *p, size_t n) {
@@ -64,7 +65,9 @@ static void utf8_feed(lc_detok *d, uint8_t b, sink *s) {
 static void feed_stripped(lc_detok *d, uint8_t b, bool *strip, sink *s) {
     bool drop = *strip && b == ' ';
     *strip = false;
-    if (!drop) utf8_feed(d, b, s);
+    if (drop) return;
+    if (s->raw) sink_put(s, &b, 1);
+    else utf8_feed(d, b, s);
 }
 
 static int hex_digit(char c) {
@@ -152,4 +155,22 @@ int lc_detok_flush(lc_detok *d, char *out, size_t cap) {
     if (cap > 3) out[3] = 0;
     d->n_pending = 0;
     return 3;
+}
+
+int lc_vocab_token_bytes(const lc_vocab *v, int32_t id, char *out, size_t cap) {
+    if (!v || (!out && cap)) return LC_ERR(LC_E_INVALID, "lc_tokenizer_token_bytes: NULL argument");
+    if (id < 0 || (uint32_t)id >= v->n)
+        return LC_ERR(LC_E_RANGE, "lc_tokenizer_token_bytes: token id %d is outside the vocabulary (%u tokens)", id,
+                      v->n);
+    lc_detok d = {.show_special = true}; /* a continued text: no leading space is dropped */
+    sink count = {.raw = true};
+    render(v, &d, id, &count);
+    if (count.n > cap || count.n > INT32_MAX)
+        return LC_ERR(LC_E_RANGE, "lc_tokenizer_token_bytes: token %d needs %zu bytes, the buffer has %zu", id, count.n,
+                      cap);
+    d = (lc_detok){.show_special = true};
+    sink s = {.out = out, .cap = cap, .raw = true};
+    render(v, &d, id, &s);
+    if (s.n < cap) out[s.n] = 0;
+    return (int)s.n;
 }

@@ -89,6 +89,12 @@ static bool is_uint_id(const lc_jnode *n) {
 
 int lc_vocab_from_hf_json_buf(const char *tok_json, size_t tok_len, const char *config_json, size_t config_len,
                               const char *name, lc_vocab **out) {
+    return lc__vocab_from_hf_json_named(tok_json, tok_len, name, config_json, config_len, "tokenizer_config.json",
+                                        out);
+}
+
+int lc__vocab_from_hf_json_named(const char *tok_json, size_t tok_len, const char *name, const char *config_json,
+                                 size_t config_len, const char *config_name, lc_vocab **out) {
     *out = NULL;
     lc_json *j = NULL, *c = NULL;
     const char **pieces = NULL, **merges = NULL;
@@ -97,7 +103,8 @@ int lc_vocab_from_hf_json_buf(const char *tok_json, size_t tok_len, const char *
     char *merge_buf = NULL;
     int r = lc__json_parse(tok_json, tok_len, name, &j);
     if (r) return r;
-    if (config_json && (r = lc__json_parse(config_json, config_len, name, &c))) goto done;
+    /* the config's own name in its parse errors, so a broken config is not taken for a broken tokenizer.json */
+    if (config_json && (r = lc__json_parse(config_json, config_len, config_name, &c))) goto done;
     const lc_jnode *root = lc__json_root(j), *model = lc__json_get(j, root, "model");
     const char *mtype = lc__json_get_str(j, model, "type");
     if (!mtype || strcmp(mtype, "BPE")) {
@@ -259,7 +266,9 @@ int lc_vocab_from_hf_json(const char *tokenizer_json, const char *config_json, l
     *out = NULL;
     int r = lc__read_file(tokenizer_json, &t, &tn, (size_t)1 << 31);
     if (!r && config_json) r = lc__read_file(config_json, &c, &cn, (size_t)1 << 28);
-    if (!r) r = lc_vocab_from_hf_json_buf((const char *)t, tn, (const char *)c, cn, tokenizer_json, out);
+    if (!r)
+        r = lc__vocab_from_hf_json_named((const char *)t, tn, tokenizer_json, (const char *)c, cn,
+                                         config_json ? config_json : "", out);
     lc__free(t);
     lc__free(c);
     return r;

@@ -71,6 +71,9 @@ int lc_vocab_from_spm_model_buf(const void *buf, size_t size, const char *name, 
 int lc_vocab_from_hf_json(const char *tokenizer_json, const char *config_json, lc_vocab **out);
 int lc_vocab_from_hf_json_buf(const char *tok_json, size_t tok_len, const char *config_json, size_t config_len,
                               const char *name, lc_vocab **out);
+/* The same with the config's own name (config_name) in messages about it. */
+int lc__vocab_from_hf_json_named(const char *tok_json, size_t tok_len, const char *name, const char *config_json,
+                                 size_t config_len, const char *config_name, lc_vocab **out);
 void lc_vocab_free(lc_vocab *v);
 
 uint32_t lc_vocab_n(const lc_vocab *v);
@@ -103,6 +106,8 @@ int lc_vocab_tokenize(const lc_vocab *v, const char *text, size_t len, unsigned 
 /* Same contract as lc_detok_push in llamac.h. If the output does not fit in cap bytes the call returns LC_E_RANGE
 ** and d is left unchanged (retry with a larger buffer); 4 * (longest piece + 1) bytes always suffice. */
 int lc_vocab_detok_push(const lc_vocab *v, lc_detok *d, int32_t id, char *out, size_t cap);
+/* Same contract as lc_tokenizer_token_bytes in llamac.h. */
+int lc_vocab_token_bytes(const lc_vocab *v, int32_t id, char *out, size_t cap);
 
 /* ---- internal, shared by the tokenizer files ---- */
 /* SentencePiece-style BPE of one fragment (already escaped: spaces as '▁'), appending ids to *ids (grown with

@@ -390,7 +390,10 @@ int lc_vocab_from_gguf(const gguf_file *f, lc_vocab **out) {
             return LC_ERR(LC_E_UNSUPPORTED, "%s: tokenizer.ggml.pre \"%.*s\" is not supported (only Llama 3's "
                           "\"llama-bpe\")", f->path, (int)LC_MIN(pre.len, 64u), pre.ptr);
         }
-        d.ignore_merges = true; /* as llama.cpp for the Llama 3 pre-tokenizer (Hugging Face: ignore_merges) */
+        /* as llama.cpp for the Llama 3 pre-tokenizer: ignore_merges (Hugging Face's flag) and BOS by default; an
+        ** explicit tokenizer.ggml.add_bos_token below still wins */
+        d.ignore_merges = true;
+        d.add_bos = true;
     }
     if ((r = gguf_special_id(f, "tokenizer.ggml.bos_token_id", d.n, &d.bos)) ||
         (r = gguf_special_id(f, "tokenizer.ggml.eos_token_id", d.n, &d.eos)) ||

@@ -1,0 +1,150 @@
+/* bench_kernels.c - short timing of the matmul kernels per variant and weight type, on the thread pool.
+**
+** GEMV (decode, n_tok = 1): a stack of Llama-3.2-1B-shaped matrices (n_embd 2048, n_ff 8192), larger than the
+** last-level cache, multiplied in turn, so W streams from DRAM as in generation; reported in GB/s of weights read,
+** next to a plain multi-threaded read of the same bytes (the ceiling). GEMM (prefill): n_tok tokens against one
+** 2048 x 8192 matrix, in GFLOP/s. Runs are short (the machine is shared): `bench_kernels [-t N] [-v VARIANT]
+** [-T TYPE] [-p N_TOK] [-s SECONDS]`.
+*/
+#include "../src/kernels/kernels.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct job {
+    const lc_kernels *k;
+    int type, n_in, n_out, n_tok, n_mats;
+    uint8_t **W;
+    size_t wrb;
+    float *X, *Y;
+    void *xq;
+    lc_pool *pool;
+    double sink[64];
+} job;
+
+static void run_gemv_stack(void *arg, int ith, int nth) {
+    job *j = arg;
+    lc_matmul_prepare_using(j->k, j->type, j->X, j->n_in, j->n_in, 1, j->xq, ith, nth);
+    lc_pool_barrier(j->pool);
+    const void *xq = j->type == LC_TYPE_F32 ? (const void *)j->X : j->xq;
+    for (int m = 0; m < j->n_mats; m++)
+        lc_matmul_using(j->k, j->type, j->W[m], j->wrb, j->n_out, j->n_in, xq, 1, j->Y, j->n_out, ith, nth);
+}
+
+static void run_gemm(void *arg, int ith, int nth) {
+    job *j = arg;
+    lc_matmul_prepare_using(j->k, j->type, j->X, j->n_in, j->n_in, j->n_tok, j->xq, ith, nth);
+    lc_pool_barrier(j->pool);
+    const void *xq = j->type == LC_TYPE_F32 ? (const void *)j->X : j->xq;
+    lc_matmul_using(j->k, j->type, j->W[0], j->wrb, j->n_out, j->n_in, xq, j->n_tok, j->Y, j->n_out, ith, nth);
+}
+
+typedef uint64_t u64x2 __attribute__((vector_size(16)));
+static void run_read(void *arg, int ith, int nth) { /* the bandwidth ceiling: sum all 16-byte words of the stack */
+    job *j = arg;
+    const size_t bytes = j->wrb * (size_t)j->n_out, n = bytes / 16;
+    u64x2 s = {0, 0};
+    for (int m = 0; m < j->n_mats; m++) {
+        const u64x2 *p = (const u64x2 *)j->W[m]; /* 64-byte aligned */
+        const size_t i0 = n * (size_t)ith / (size_t)nth, i1 = n * (size_t)(ith + 1) / (size_t)nth;
+        u64x2 a = s, b = {0, 0}, c = {0, 0}, d = {0, 0};
+        size_t i = i0;
+        for (; i + 4 <= i1; i += 4) a += p[i], b += p[i + 1], c += p[i + 2], d += p[i + 3];
+        s = a + b + c + d;
+    }
+    j->sink[ith % 64] += (double)(s[0] + s[1]);
+}
+
+static double time_runs(job *j, lc_pool_fn fn, double seconds, int *reps) {
+    lc_pool_run(j->pool, fn, j); /* warm-up */
+    double t0 = lc_time_s(), t;
+    int n = 0;
+    do {
+        lc_pool_run(j->pool, fn, j);
+        n++;
+        t = lc_time_s();
+    } while (t - t0 < seconds);
+    *reps = n;
+    return (t - t0) / n;
+}
+
+int main(int argc, char **argv) {
+    int n_threads = 2, n_tok = 512;
+    double seconds = 0.5;
+    const char *only_variant = NULL, *only_type = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "-t") && i + 1 < argc) n_threads = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "-v") && i + 1 < argc) only_variant = argv[++i];
+        else if (!strcmp(argv[i], "-T") && i + 1 < argc) only_type = argv[++i];
+        else if (!strcmp(argv[i], "-p") && i + 1 < argc) n_tok = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "-s") && i + 1 < argc) seconds = atof(argv[++i]);
+        else {
+            fprintf(stderr, "usage: %s [-t N] [-v ref|avx2|avx512|neon] [-T F32|F16|BF16|Q8_0] [-p N_TOK] [-s SEC]\n",
+                    argv[0]);
+            return 2;
+        }
+    }
+    lc_pool *pool;
+    if (lc_pool_new(n_threads, &pool)) {
+        fprintf(stderr, "cannot start %d threads\n", n_threads);
+        return 1;
+    }
+    const char *variants[] = {"ref", "avx2", "avx512", "neon"};
+    const int types[] = {LC_TYPE_F32, LC_TYPE_F16, LC_TYPE_BF16, LC_TYPE_Q8_0};
+    const int n_in = 2048, n_out = 8192;
+    const size_t stack_bytes = (size_t)384 << 20; /* well past any L3 here */
+    printf("threads %d, default variant %s; GEMV: %d x %d matrices, %zu MiB stack; GEMM: %d tokens\n", n_threads,
+           lc_cpu_variant(), n_out, n_in, stack_bytes >> 20, n_tok);
+    for (int ti = 0; ti < 4; ti++) {
+        const int t = types[ti];
+        if (only_type && strcmp(only_type, lc_type_name(t))) continue;
+        job j = {0};
+        j.type = t, j.n_in = n_in, j.n_out = n_out, j.pool = pool;
+        uint64_t rb;
+        lc_type_row_bytes(t, (uint64_t)n_in, &rb);
+        j.wrb = (size_t)rb;
+        const size_t mat_bytes = j.wrb * (size_t)n_out;
+        j.n_mats = (int)(stack_bytes / mat_bytes);
+        j.W = calloc((size_t)j.n_mats, sizeof *j.W);
+        float *tmp = malloc(sizeof(float) * n_in);
+        for (int m = 0; m < j.n_mats; m++) {
+            j.W[m] = lc__aligned_alloc(mat_bytes);
+            for (int r = 0; r < n_out; r++) {
+                for (int i = 0; i < n_in; i++) tmp[i] = (float)((r * 31 + i * 17 + m) % 97) * 0.01f - 0.48f;
+                uint8_t *row = j.W[m] + (size_t)r * j.wrb;
+                if (t == LC_TYPE_F32) memcpy(row, tmp, sizeof(float) * n_in);
+                else if (t == LC_TYPE_F16) lc_fp32_to_fp16_row(tmp, (lc_fp16 *)row, n_in);
+                else if (t == LC_TYPE_BF16) lc_fp32_to_bf16_row(tmp, (lc_bf16 *)row, n_in);
+                else lc_quantize_row_q8_0_ref(tmp, (block_q8_0 *)row, n_in);
+            }
+        }
+        j.X = malloc(sizeof(float) * (size_t)n_in * (size_t)n_tok);
+        for (size_t i = 0; i < (size_t)n_in * (size_t)n_tok; i++) j.X[i] = (float)(i % 89) * 0.02f - 0.9f;
+        j.Y = malloc(sizeof(float) * (size_t)n_out * (size_t)n_tok);
+        j.xq = lc__aligned_alloc(lc_matmul_xq_bytes(t, n_in, n_tok) + 64);
+        int reps;
+        const double t_read = time_runs(&j, run_read, seconds, &reps);
+        printf("%-4s read ceiling          %7.1f GB/s\n", lc_type_name(t), (double)mat_bytes * j.n_mats / t_read * 1e-9);
+        for (int v = 0; v < 4; v++) {
+            if (only_variant && strcmp(only_variant, variants[v])) continue;
+            j.k = lc_kernels_by_name(variants[v]);
+            if (!j.k) continue;
+            const double tg = time_runs(&j, run_gemv_stack, seconds, &reps);
+            printf("%-4s %-6s GEMV           %7.1f GB/s  (%.2f ms per 1B-model-sized pass)\n", lc_type_name(t),
+                   j.k->name, (double)mat_bytes * j.n_mats / tg * 1e-9,
+                   tg / ((double)mat_bytes * j.n_mats) * 1.24e9 * (double)j.wrb / n_in * 1e3);
+            if (v == 0 && !only_variant) continue; /* ref GEMM takes too long to be worth the machine time */
+            j.n_tok = n_tok;
+            const double tm = time_runs(&j, run_gemm, seconds, &reps);
+            printf("%-4s %-6s GEMM %4d tok  %7.1f GFLOP/s\n", lc_type_name(t), j.k->name, n_tok,
+                   2.0 * n_in * n_out * (double)n_tok / tm * 1e-9);
+            j.n_tok = 0;
+        }
+        for (int m = 0; m < j.n_mats; m++) lc__aligned_free(j.W[m]);
+        free(j.W), free(tmp), free(j.X), free(j.Y);
+        lc__aligned_free(j.xq);
+    }
+    lc_pool_free(pool);
+    return 0;
+}
