@@ -65,6 +65,8 @@ int cli_load_model(const char *path, lc_model **out, double *load_s);
 /* Whether text gets a BOS token by default, as llama.cpp decides: tokenizer.ggml.add_bos_token when present, else
 ** true for SentencePiece ("llama") vocabularies and the Llama 3 byte-level BPE, else false. */
 bool cli_model_add_bos(const lc_model *m);
+/* As cli_load_model; metadata_only reads any GGUF without binding weights (for `info`). */
+int cli_load_model_ex(const char *path, bool metadata_only, lc_model **out, double *load_s);
 
 /* Tokenizes text (BOS prepended when add_bos) into a malloc'd array (caller frees). Prints and returns CLI_ERR on
 ** failure. */

@@ -64,7 +64,15 @@ int cmd_info(int argc, char **argv) {
 
     lc_model *m;
     double load_s;
-    if ((r = cli_load_model(model_path, &m, &load_s))) return r;
+    char why[512] = "";
+    lc_model_params mp = lc_model_default_params();
+    double t0 = lc_time_s();
+    if (lc_model_load(model_path, &mp, &m) == 0) {
+        load_s = lc_time_s() - t0;
+    } else { /* not runnable here (e.g. a type or architecture llamac lacks): still show what the file holds */
+        snprintf(why, sizeof why, "%s", lc_last_error());
+        if ((r = cli_load_model_ex(model_path, true, &m, &load_s))) return r;
+    }
 
     struct stat st;
     char desc[128], hb[32];
@@ -153,6 +161,7 @@ int cmd_info(int argc, char **argv) {
            (double)hp->rope_theta, (double)hp->rms_eps, hp->has_rope_freqs ? "yes (Llama 3.1 RoPE scaling)" : "no",
            hp->tied_output ? "tied (token_embd.weight)" : "output.weight", ft ? ft : "mixed/unknown");
     printf("  tokens       bos %d, eos %d\n", (int)lc_token_bos(m), (int)lc_token_eos(m));
+    if (why[0]) printf("\nNOT RUNNABLE by this build: %s\n", why);
     fprintf(stderr, "llamac info: loaded in %.2f s\n", load_s);
     lc_model_free(m);
     return CLI_OK;

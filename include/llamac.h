@@ -69,6 +69,7 @@ typedef struct lc_model_params {
     const char *tokenizer_path; /* llama2.c checkpoints only: tokenizer.bin (NULL: "tokenizer.bin" beside it) */
     void (*progress)(float fraction, void *user); /* optional load progress, 0..1 */
     void *progress_user;
+    bool metadata_only; /* read metadata and tensor infos only (any GGUF, e.g. for `info`); no context can be made */
 } lc_model_params;
 
 lc_model_params lc_model_default_params(void);

@@ -50,6 +50,7 @@ int lc_context_new(lc_model *m, const lc_context_params *params, lc_context **ou
     *out = NULL;
     lc_context_params p = params ? *params : lc_context_default_params();
     const lc_hparams *hp = &m->hp;
+    if (!m->layers) return LC_ERR(LC_E_INVALID, "this model was loaded with metadata_only; it cannot run");
     if (p.n_ctx == 0) p.n_ctx = LC_MIN(hp->n_ctx_train, 4096u);
     if (p.n_batch == 0) p.n_batch = 512;
     if (p.n_batch > p.n_ctx) p.n_batch = p.n_ctx;

@@ -316,6 +316,22 @@ int lc_model_load(const char *path, const lc_model_params *params, lc_model **ou
     }
     if (r) return r;
     lc_model *m = NULL;
+    if (params && params->metadata_only) { /* hyperparameters when readable; nothing bound */
+        if (!(m = lc__calloc(1, sizeof *m))) {
+            gguf_close(f);
+            return LC_ERR(LC_E_NOMEM, "out of memory");
+        }
+        m->file = f;
+        if (load_hparams(m)) memset(&m->hp, 0, sizeof m->hp);
+        m->hp.ftype = -1;
+        for (uint64_t i = 0; i < f->n_tensors; i++) {
+            const gguf_tensor *t = &f->tensors[i];
+            m->n_bytes += t->size;
+            m->n_params += t->ne[0] * t->ne[1] * t->ne[2] * t->ne[3];
+        }
+        *out = m;
+        return LC_OK;
+    }
     if ((r = lc__model_from_file(f, path, &m))) return r;
     if (llama2c) {
         char tok[4096];
