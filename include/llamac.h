@@ -268,6 +268,79 @@ typedef struct lc_synth_params {
 int lc_synth_write(const char *path, const lc_synth_params *p);
 lc_synth_params lc_synth_default_params(void);
 
+/* ---- quantizing model files (`llamac quantize`) ------------------------------------------------------------ */
+/* File types: the ids GGUF stores in general.file_type (llama.cpp's llama_ftype). Each names a recipe that picks a
+** type per tensor (the _S/_M/_L mixes raise some tensors to more bits), as llama-quantize does without an importance
+** matrix. */
+typedef enum lc_ftype {
+    LC_FTYPE_ALL_F32 = 0,
+    LC_FTYPE_F16 = 1,
+    LC_FTYPE_Q4_0 = 2,
+    LC_FTYPE_Q4_1 = 3,
+    LC_FTYPE_Q8_0 = 7,
+    LC_FTYPE_Q5_0 = 8,
+    LC_FTYPE_Q5_1 = 9,
+    LC_FTYPE_Q2_K = 10,
+    LC_FTYPE_Q3_K_S = 11,
+    LC_FTYPE_Q3_K_M = 12,
+    LC_FTYPE_Q3_K_L = 13,
+    LC_FTYPE_Q4_K_S = 14,
+    LC_FTYPE_Q4_K_M = 15,
+    LC_FTYPE_Q5_K_S = 16,
+    LC_FTYPE_Q5_K_M = 17,
+    LC_FTYPE_Q6_K = 18,
+    LC_FTYPE_IQ4_NL = 25,
+    LC_FTYPE_IQ4_XS = 30,
+    LC_FTYPE_BF16 = 32,
+} lc_ftype;
+
+/* Name of a file type llamac can write ("Q4_K_M", "F32", ...), or NULL. */
+const char *lc_ftype_name(int ftype);
+/* File type from its name, case-insensitive, with llama-quantize's aliases Q3_K, Q4_K, Q5_K (= the _M mixes);
+** -1 when unknown. */
+int lc_ftype_from_name(const char *name);
+
+/* One tensor of a quantization plan. */
+typedef struct lc_quantize_tensor {
+    const char *name;      /* valid during the callback */
+    int type_in, type_out; /* lc_type; equal when the tensor is copied unchanged */
+    uint32_t n_dims;
+    uint64_t ne[4];
+    uint64_t bytes_in, bytes_out;
+    bool fallback; /* the recipe's type does not divide the row length; type_out is its fallback */
+} lc_quantize_tensor;
+
+typedef struct lc_quantize_params {
+    int ftype;             /* lc_ftype (lc_quantize_default_params: LC_FTYPE_Q8_0) */
+    int n_threads;         /* threads including the caller (<= 0: all cores) */
+    bool dry_run;          /* plan only: no tensor data is read, nothing is written (out_path may be NULL) */
+    bool allow_requantize; /* accept input tensors that are already quantized (quality loss), as llama-quantize */
+    /* Optional, called on the calling thread: the fraction of the tensor bytes converted so far (0..1). */
+    void (*progress)(float fraction, void *user);
+    void *progress_user;
+    /* Optional: each tensor of the plan, in output order, before any data is converted (also in a dry run). */
+    void (*on_tensor)(const lc_quantize_tensor *t, void *user);
+    void *on_tensor_user;
+} lc_quantize_params;
+
+typedef struct lc_quantize_result {
+    uint64_t n_tensors, n_elements;
+    uint64_t bytes_in, bytes_out; /* tensor data, without metadata and padding */
+    uint64_t file_bytes;          /* size of the written file (a dry run: what it would be) */
+    uint32_t n_fallback;          /* tensors whose recipe type did not fit their rows */
+} lc_quantize_result;
+
+lc_quantize_params lc_quantize_default_params(void);
+/* Reads the GGUF in_path and writes out_path with its tensors converted by the recipe of p->ftype: 2-D weights take
+** the recipe's types, 1-D tensors and norms are copied unchanged; every metadata key is copied (tokenizer, chat
+** template, ...), general.quantization_version and general.file_type are set as llama-quantize sets them. Tensor
+** data is byte-identical to llama-quantize's for the same input and type (no importance matrix). out_path is written
+** through a temporary file and a rename, so it is never half-written; it must not be in_path (also checked by
+** device and inode). Multithreaded by rows. res (may be NULL) gets sizes. Returns LC_E_INVALID (same file, bad
+** ftype, already-quantized input without allow_requantize), LC_E_UNSUPPORTED (a tensor type llamac cannot convert,
+** split files), LC_E_FORMAT (malformed input or NaN/Inf in a tensor), LC_E_IO, LC_E_NOMEM. */
+int lc_quantize_file(const char *in_path, const char *out_path, const lc_quantize_params *p, lc_quantize_result *res);
+
 /* ---- misc --------------------------------------------------------------------------------------------------- */
 int lc_n_cores(void);
 double lc_time_s(void); /* monotonic seconds */

@@ -16,6 +16,9 @@
 #define INLINE static inline __attribute__((always_inline))
 #define VNNI __attribute__((target("avx512vnni")))
 #define BF16 __attribute__((target("avx512bf16")))
+#ifndef PREFETCH_BLOCKS
+#define PREFETCH_BLOCKS 16
+#endif
 
 /* ---------------------------------------------------------------------------------------------------------------
 ** float types with FMA */
@@ -256,6 +259,8 @@ VNNI INLINE void tile_q8_0_vnni(const int RA, const bool a_is_w, int nb, const b
                 acc[a] = _mm256_add_ps(acc[a], _mm256_mul_ps(s, d));
             }
         } else { /* GEMV: A is the one activation row, B are 8 weight rows */
+#pragma GCC unroll 8
+            for (int j = 0; j < 8; j++) _mm_prefetch((const char *)&B[j][ib + PREFETCH_BLOCKS], _MM_HINT_T0);
             const __m256i xq = load_qs(&A[0][ib]), c = neg_bias(xq);
 #pragma GCC unroll 8
             for (int j = 0; j < 8; j++) p[j] = _mm256_dpbusd_epi32(c, _mm256_xor_si256(load_qs(&B[j][ib]), bias), xq);
@@ -266,11 +271,18 @@ VNNI INLINE void tile_q8_0_vnni(const int RA, const bool a_is_w, int nb, const b
     }
 }
 
+VNNI static void vec_dot_q8_0_vnni(int n, float *s, const void *vw, const void *vx);
 VNNI static void gemm_q8_0_vnni(int n, int nr, int nt, const void *vw, size_t ws, const void *vx, size_t xs, float *y,
                                 size_t ldy) {
     const uint8_t *w = vw, *x = vx;
     const int nb = n / QK8_0;
     float tmp[8];
+#ifdef EXP_ROWWISE
+    if (nt == 1) {
+        for (int r = 0; r < nr; r++) vec_dot_q8_0_vnni(n, y + r, w + (size_t)r * ws, x);
+        return;
+    }
+#endif
     if (nt == 1) {
         const block_q8_0 *A[1] = {(const block_q8_0 *)x};
         for (int r = 0; r < nr; r += 8) {

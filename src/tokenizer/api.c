@@ -78,19 +78,39 @@ static int load_gguf(const char *path, lc_vocab **out) {
     return r;
 }
 
-static int load_json(const char *path, const uint8_t *buf, size_t size, const char *config_path, lc_vocab **out) {
-    char found[4096];
-    if (!config_path) {
-        find_config(path, found, sizeof found);
-        config_path = found;
+static bool is_json(const uint8_t *buf, size_t size) {
+    size_t i = 0;
+    while (i < size && (buf[i] == ' ' || buf[i] == '\t' || buf[i] == '\n' || buf[i] == '\r')) i++;
+    return i < size && (buf[i] == '{' || buf[i] == '[');
+}
+
+int lc__tokenizer_from_buf(const uint8_t *buf, size_t size, const char *name, const char *config, size_t config_len,
+                           const char *config_name, lc_vocab **out) {
+    *out = NULL;
+    int r;
+    if (size == 0)
+        return LC_ERR(LC_E_FORMAT, "%s: the file is empty; expected a tokenizer (GGUF, tokenizer.json, "
+                      "tokenizer.model or llama2.c tokenizer.bin)", name);
+    if (size >= 4 && !memcmp(buf, "GGUF", 4)) {
+        gguf_file *f = NULL;
+        if ((r = gguf_parse(buf, size, name, &f))) return r;
+        r = lc_vocab_from_gguf(f, out);
+        gguf_close(f);
+        return r;
     }
-    uint8_t *cbuf = NULL;
-    size_t csize = 0;
-    int r = LC_OK;
-    if (*config_path && (r = lc__read_file(config_path, &cbuf, &csize, (size_t)1 << 28))) return r;
-    r = lc__vocab_from_hf_json_named((const char *)buf, size, path, *config_path ? (const char *)cbuf : NULL, csize,
-                                     config_path, out);
-    lc__free(cbuf);
+    if (is_json(buf, size))
+        return lc__vocab_from_hf_json_named((const char *)buf, size, name, config, config_len,
+                                            config_name ? config_name : "tokenizer_config.json", out);
+    size_t bad_off = 0;
+    uint32_t n = llama2c_count(buf, size, &bad_off);
+    if (n >= 3) return lc_vocab_from_llama2c_buf(buf, size, name, n, out);
+    if (ends_with(name, ".bin")) /* meant as a tokenizer.bin: say where its structure breaks */
+        return LC_ERR(LC_E_FORMAT, "%s: offset %zu: not a llama2.c tokenizer.bin (after a positive int32 "
+                      "max_token_length, records of float32 score, int32 length and the bytes must fill the file "
+                      "exactly)", name, bad_off);
+    r = lc_vocab_from_spm_model_buf(buf, size, name, out);
+    if (r == LC_E_FORMAT)
+        r = lc__error_prefix(r, "%s is not GGUF, JSON or a llama2.c tokenizer.bin; as a SentencePiece model: ", name);
     return r;
 }
 
@@ -104,35 +124,25 @@ int lc_tokenizer_load(const char *path, const char *config_path, lc_tokenizer **
     unsigned char head[4] = {0};
     size_t got = fread(head, 1, 4, fp);
     fclose(fp);
+    /* a GGUF is mapped, not read: a model of many GB costs only its metadata */
     if (got == 4 && !memcmp(head, "GGUF", 4)) return load_gguf(path, out);
 
-    uint8_t *buf = NULL;
-    size_t size = 0;
+    uint8_t *buf = NULL, *cbuf = NULL;
+    size_t size = 0, csize = 0;
+    char found[4096];
     int r = lc__read_file(path, &buf, &size, API_MAX_FILE);
     if (r) return r;
-    if (size == 0) {
-        lc__free(buf);
-        return LC_ERR(LC_E_FORMAT, "%s: the file is empty; expected a tokenizer (GGUF, tokenizer.json, "
-                      "tokenizer.model or llama2.c tokenizer.bin)", path);
+    if (is_json(buf, size)) {
+        if (!config_path) {
+            find_config(path, found, sizeof found);
+            config_path = found;
+        }
+        if (*config_path && (r = lc__read_file(config_path, &cbuf, &csize, (size_t)1 << 28))) goto done;
     }
-    size_t i = 0;
-    while (i < size && (buf[i] == ' ' || buf[i] == '\t' || buf[i] == '\n' || buf[i] == '\r')) i++;
-    size_t bad_off = 0;
-    uint32_t n_l2c = 0;
-    if (i < size && (buf[i] == '{' || buf[i] == '[')) {
-        r = load_json(path, buf, size, config_path, out);
-    } else if ((n_l2c = llama2c_count(buf, size, &bad_off)) >= 3) {
-        r = lc_vocab_from_llama2c_buf(buf, size, path, n_l2c, out);
-    } else if (ends_with(path, ".bin")) { /* meant as a tokenizer.bin: say where its structure breaks */
-        r = LC_ERR(LC_E_FORMAT, "%s: offset %zu: not a llama2.c tokenizer.bin (records of float32 score, int32 "
-                   "length, bytes must fill the file exactly after a positive int32 max_token_length)", path, bad_off);
-    } else {
-        r = lc_vocab_from_spm_model_buf(buf, size, path, out);
-        if (r == LC_E_FORMAT)
-            r = lc__error_prefix(r, "%s: not GGUF, JSON or a llama2.c tokenizer.bin; read as a SentencePiece model: ",
-                                 path);
-    }
+    r = lc__tokenizer_from_buf(buf, size, path, cbuf ? (const char *)cbuf : NULL, csize, config_path, out);
+done:
     lc__free(buf);
+    lc__free(cbuf);
     return r;
 }
 

@@ -126,6 +126,12 @@ int lc__merge_insert(lc_vocab *v, int32_t a, int32_t b, int32_t rank, int32_t id
 /* The Llama 3 pre-tokenizer alone: end offsets of the words of text (at most cap stored); returns the word count. */
 size_t lc__llama3_split(const char *text, size_t len, size_t *ends, size_t cap);
 
+/* lc_tokenizer_load on a buffer (borrowed): the format told by content (GGUF, JSON, llama2.c tokenizer.bin,
+** SentencePiece protobuf); name in messages (a name ending in ".bin" is taken as a tokenizer.bin). config (may be
+** NULL) is the tokenizer_config.json of a tokenizer.json, config_name its name. For lc_tokenizer_load and fuzzing. */
+int lc__tokenizer_from_buf(const uint8_t *buf, size_t size, const char *name, const char *config, size_t config_len,
+                           const char *config_name, lc_vocab **out);
+
 /* Reads a whole file of at most max_size bytes into *buf (owned: lc__free). LC_E_IO / LC_E_FORMAT naming path. */
 int lc__read_file(const char *path, uint8_t **buf, size_t *size, size_t max_size);
 
