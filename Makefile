@@ -67,11 +67,13 @@ check: all
 setup:
 	scripts/setup.sh
 
-# The full suite: optimised build, the same tests under ASan+UBSan (smaller cases), the ARM64 cross build.
+# The full suite: optimised build, the same tests under ASan+UBSan (smaller cases), the ARM64 cross build with its
+# tests under qemu, and a short libFuzzer run of every parser's fuzz target.
 test: setup
 	$(MAKE) -j$(NPROC) all
 	$(MAKE) -j$(NPROC) asan
 	$(MAKE) -j$(NPROC) cross-aarch64
+	$(MAKE) -f fuzz/Makefile smoke SMOKE_SECONDS=20
 	LLAMAC_REQUIRE_ORACLE=1 tests/run.sh $(BUILD) build-asan:quick build-aarch64:quick:qemu
 
 run: setup

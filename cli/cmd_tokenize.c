@@ -270,8 +270,10 @@ static int parse_id_text(const char *cmd, const char *what, const char *s, int32
         long long x = isdigit((unsigned char)*p) ? strtoll(p, &end, 10) : -1;
         if (x < 0 || (*end && !isspace((unsigned char)*end) && *end != ',' && *end != ']')) {
             free(v);
-            return cli_usage_error(cmd, "bad token id in %s: item %zu ('%.20s') is not a non-negative integer", what,
-                                   n + 1, p);
+            size_t w = 0;
+            while (w < 20 && p[w] && !isspace((unsigned char)p[w]) && p[w] != ',') w++;
+            return cli_usage_error(cmd, "bad token id in %s: item %zu ('%.*s') is not a non-negative integer", what,
+                                   n + 1, (int)w, p);
         }
         if (errno == ERANGE || x > INT32_MAX) {
             free(v);

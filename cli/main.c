@@ -13,6 +13,8 @@ typedef struct command {
 
 int cmd_tokenize(int argc, char **argv);   /* cmd_tokenize.c */
 int cmd_detokenize(int argc, char **argv); /* cmd_tokenize.c */
+int cmd_quantize(int argc, char **argv);   /* cmd_quantize.c */
+int cmd_perplexity(int argc, char **argv); /* cmd_perplexity.c */
 
 static const command commands[] = {
     {"run", cmd_run, "generate text from a prompt, streamed to stdout"},
@@ -22,6 +24,8 @@ static const command commands[] = {
     {"synth", cmd_synth, "write a Llama GGUF with RANDOM weights (tests, demos, benchmarks)"},
     {"tokenize", cmd_tokenize, "text to token ids (of a model, tokenizer.json, tokenizer.model or tokenizer.bin)"},
     {"detokenize", cmd_detokenize, "token ids to text"},
+    {"quantize", cmd_quantize, "convert a GGUF's weights to Q4_K_M, Q8_0, ... (llama-quantize's recipes)"},
+    {"perplexity", cmd_perplexity, "perplexity of a text file, in chunks (as llama-perplexity)"},
 };
 #define N_COMMANDS (sizeof commands / sizeof *commands)
 

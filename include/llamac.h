@@ -308,6 +308,7 @@ typedef struct lc_quantize_tensor {
     uint64_t ne[4];
     uint64_t bytes_in, bytes_out;
     bool fallback; /* the recipe's type does not divide the row length; type_out is its fallback */
+    uint64_t index, count; /* position in the plan (from 0) and number of tensors */
 } lc_quantize_tensor;
 
 typedef struct lc_quantize_params {

@@ -385,7 +385,8 @@ static void run_matmul(const lc_kernels *k, int t, const void *W, size_t wrb, in
 static int check_matmul_case(const lc_kernels *k, int t, int n_out, int n_in, int n_tok, int nth, bool pad, char *msg,
                              size_t cap) {
     const int ldx = pad ? n_in + 5 : n_in, ldy = pad ? n_out + 3 : n_out;
-    const size_t wrb = row_bytes(t, n_in) + (pad ? 6 : 0); /* rows need not be packed */
+    /* rows need not be packed nor SIMD-aligned, only aligned to their element (4 bytes for F32, 2 for the rest) */
+    const size_t wrb = row_bytes(t, n_in) + (pad ? (t == LC_TYPE_F32 ? 12 : 6) : 0);
     float *Wf = malloc(sizeof(float) * (size_t)n_out * n_in), *X = malloc(sizeof(float) * (size_t)n_tok * ldx);
     float *Y = malloc(sizeof(float) * (size_t)n_tok * ldy), *wrow = malloc(sizeof(float) * n_in);
     float *xrow = malloc(sizeof(float) * n_in);
@@ -488,35 +489,45 @@ TEST(matmul_all_variants_against_double_product) {
     printf("        (%d matmul cases per variant list)\n", n_cases);
 }
 
-/* GEMM (n_tok > 1) and GEMV (n_tok == 1) give the same numbers for the same token: bit-identical for Q8_0 (the
-** contract), within the float bound for the others. */
-TEST(matmul_prefill_equals_decode) {
-    const int n_in = 256, n_out = 53, n_tok = 13;
+/* Batch invariance: a token's outputs do not depend on the batch. GEMM (n_tok > 1), GEMV (n_tok == 1) and vec_dot
+** give bit-identical numbers for the same (row, token) within a variant, for every type (kernels.h: one summation
+** order per variant), also across the 4096-element chunks the float kernels sum in. */
+TEST(matmul_batch_invariant) {
     const int types[] = {LC_TYPE_F32, LC_TYPE_F16, LC_TYPE_BF16, LC_TYPE_Q8_0};
+    const int n_ins[] = {256, 4256};
+    const int n_out = 53, n_tok = 13;
     for (int v = 0; v < N_VARIANTS; v++) {
         const lc_kernels *k = variant(v);
         if (!k) continue;
-        for (int ti = 0; ti < 4; ti++) {
-            const int t = types[ti];
-            const size_t wrb = row_bytes(t, n_in);
-            float *Wf = malloc(sizeof(float) * n_out * n_in), *X = malloc(sizeof(float) * n_tok * n_in);
-            float *Y = malloc(sizeof(float) * n_tok * n_out), *y1 = malloc(sizeof(float) * n_out);
-            uint8_t *W = malloc(wrb * n_out), *xq = malloc(lc_matmul_xq_bytes(t, n_in, n_tok));
-            fill_random(Wf, n_out * n_in, 0.1f);
-            fill_random(X, n_tok * n_in, 1.0f);
-            for (int r = 0; r < n_out; r++) to_type(t, Wf + (size_t)r * n_in, W + (size_t)r * wrb, n_in);
-            run_matmul(k, t, W, wrb, n_out, n_in, X, n_in, n_tok, xq, Y, n_out, 2);
-            int bad = -1;
-            for (int tok = 0; tok < n_tok && bad < 0; tok++) {
-                run_matmul(k, t, W, wrb, n_out, n_in, X + (size_t)tok * n_in, n_in, 1, xq, y1, n_out, 1);
-                for (int r = 0; r < n_out; r++) {
-                    const float a = Y[(size_t)tok * n_out + r], b = y1[r];
-                    if (t == LC_TYPE_Q8_0 ? bits_f32(a) != bits_f32(b) : fabsf(a - b) > 1e-5f * (fabsf(a) + 1e-3f)) bad = r;
+        for (int ti = 0; ti < 4; ti++)
+            for (int ii = 0; ii < (quick ? 1 : 2); ii++) {
+                const int t = types[ti], n_in = n_ins[ii];
+                const size_t wrb = row_bytes(t, n_in), xrb = row_bytes(t, n_in);
+                float *Wf = malloc(sizeof(float) * n_out * n_in), *X = malloc(sizeof(float) * n_tok * n_in);
+                float *Y = malloc(sizeof(float) * n_tok * n_out), *y1 = malloc(sizeof(float) * n_out);
+                uint8_t *W = malloc(wrb * n_out), *xq = malloc(lc_matmul_xq_bytes(t, n_in, n_tok));
+                uint8_t *xr = malloc(xrb);
+                fill_random(Wf, n_out * n_in, 0.1f);
+                fill_random(X, n_tok * n_in, 1.0f);
+                for (int r = 0; r < n_out; r++) to_type(t, Wf + (size_t)r * n_in, W + (size_t)r * wrb, n_in);
+                run_matmul(k, t, W, wrb, n_out, n_in, X, n_in, n_tok, xq, Y, n_out, 2);
+                int bad = -1, bad_tok = -1;
+                const char *what = "";
+                for (int tok = 0; tok < n_tok && bad < 0; tok++) {
+                    run_matmul(k, t, W, wrb, n_out, n_in, X + (size_t)tok * n_in, n_in, 1, xq, y1, n_out, 1);
+                    k->from_float[t](X + (size_t)tok * n_in, xr, n_in);
+                    for (int r = 0; r < n_out && bad < 0; r++) {
+                        float s;
+                        k->vec_dot[t](n_in, &s, W + (size_t)r * wrb, t == LC_TYPE_F32 ? (const void *)(X + (size_t)tok * n_in) : xr);
+                        const float a = Y[(size_t)tok * n_out + r], b = y1[r];
+                        if (bits_f32(a) != bits_f32(b)) bad = r, bad_tok = tok, what = "prefill vs decode";
+                        else if (bits_f32(b) != bits_f32(s)) bad = r, bad_tok = tok, what = "decode vs vec_dot";
+                    }
                 }
+                free(Wf), free(X), free(Y), free(y1), free(W), free(xq), free(xr);
+                CHECKF(bad < 0, "%s %s n_in %d: %s differ at token %d row %d", k->name, lc_type_name(t), n_in, what,
+                       bad_tok, bad);
             }
-            free(Wf), free(X), free(Y), free(y1), free(W), free(xq);
-            CHECKF(bad < 0, "%s %s: prefill and decode differ at row %d", k->name, lc_type_name(t), bad);
-        }
     }
 }
 
@@ -562,6 +573,6 @@ int main(void) {
     RUN(from_float_bit_identical_across_variants);
     RUN(vec_dot_variants_against_ref);
     RUN(matmul_all_variants_against_double_product);
-    RUN(matmul_prefill_equals_decode);
+    RUN(matmul_batch_invariant);
     return TEST_SUMMARY();
 }

@@ -1,8 +1,8 @@
 /* avx2.c - x86-64 kernels for AVX2 + FMA + F16C (built with -mavx2 -mfma -mf16c; dispatch.c calls in only when
-** lc__cpu() reports all three). Float types: 8-lane FMA dot products, GEMM tiles of 4 weight rows x 3 tokens held
-** in 12 accumulators, GEMV over 8 rows at a time. Q8_0: VPMADDUBSW on |w| and sign(x, w) (GGML's trick; safe
-** because activations never hold -128), each block's integer sum reduced exactly, then scaled and added block by
-** block, so results are bit-identical to ref.c (kernels.h states the contract).
+** lc__cpu() reports all three). Float types: 8-lane FMA in one canonical summation order shared by vec_dot, GEMV
+** (one row at a time) and GEMM (4 rows x 3 tokens tiles), so results do not depend on the batch. Q8_0: VPMADDUBSW
+** on |w| and sign(x, w) (GGML's trick; safe because activations never hold -128), each block's integer sum reduced
+** exactly, then scaled and added block by block: bit-identical to ref.c (kernels.h states the contract).
 */
 #include "kernels.h"
 
@@ -12,6 +12,7 @@
 
 /* ---------------------------------------------------------------------------------------------------------------
 ** float types: F32, F16 (x in F16), BF16 (x in BF16) */
+
 
 INLINE float hsum_ps(__m256 v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -33,77 +34,154 @@ INLINE float elem(const int T, const void *p, int i) {
     return lc_bf16_to_fp32(((const lc_bf16 *)p)[i]);
 }
 
-INLINE float dot_float(const int T, int n, const void *w, const void *x) {
-    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+/* Every dot product, in vec_dot, GEMV and GEMM alike, sums in one canonical order, so a token's outputs do not
+** depend on how many tokens share the batch: chunks of KCHUNK elements, each summed with four accumulators over
+** 32-element steps, then 8-element steps into accumulator 0, reduced as (a0 + a1) + (a2 + a3), then the tail
+** elements added one by one; the chunk sums are added in order. */
+enum { KCHUNK = 4096 };
+
+/* y[j*ldy + r] (+)= dot(w row r, x row j) over one chunk of n elements, r < RM, j < RN (RM*RN <= 3: 12
+** accumulators of 16 registers). W rows of type T are ws bytes apart; x rows of type TX (F32 after widening, or T)
+** xs elements apart. `add`: add to y (a later chunk) instead of storing. */
+INLINE void tile_float(const int T, const int TX, const int RM, const int RN, int n, const uint8_t *w, size_t ws,
+                       const void *x, size_t xs, float *y, size_t ldy, bool add) {
+    const size_t xbytes = TX == LC_TYPE_F32 ? 4 : 2;
+    const uint8_t *xb = x;
+    __m256 acc[3][4];
+#pragma GCC unroll 3
+    for (int p = 0; p < RM * RN; p++)
+#pragma GCC unroll 4
+        for (int u = 0; u < 4; u++) acc[p][u] = _mm256_setzero_ps();
     int i = 0;
     for (; i + 32 <= n; i += 32) {
 #pragma GCC unroll 4
-        for (int u = 0; u < 4; u++) acc[u] = _mm256_fmadd_ps(load8(T, w, i + 8 * u), load8(T, x, i + 8 * u), acc[u]);
+        for (int u = 0; u < 4; u++) {
+#pragma GCC unroll 3
+            for (int r = 0; r < RM; r++) {
+                const __m256 a = load8(T, w + r * ws, i + 8 * u);
+#pragma GCC unroll 3
+                for (int j = 0; j < RN; j++)
+                    acc[r * RN + j][u] = _mm256_fmadd_ps(a, load8(TX, xb + j * xs * xbytes, i + 8 * u), acc[r * RN + j][u]);
+            }
+        }
     }
-    for (; i + 8 <= n; i += 8) acc[0] = _mm256_fmadd_ps(load8(T, w, i), load8(T, x, i), acc[0]);
-    float s = hsum_ps(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3])));
-    for (; i < n; i++) s += elem(T, w, i) * elem(T, x, i);
-    return s;
-}
-
-static void vec_dot_f32(int n, float *s, const void *w, const void *x) { *s = dot_float(LC_TYPE_F32, n, w, x); }
-static void vec_dot_f16(int n, float *s, const void *w, const void *x) { *s = dot_float(LC_TYPE_F16, n, w, x); }
-static void vec_dot_bf16(int n, float *s, const void *w, const void *x) { *s = dot_float(LC_TYPE_BF16, n, w, x); }
-
-/* y[j*ldy + r] = dot(w row r, x row j) for an RM x RN tile: RM*RN accumulators, each loaded vector reused RN or RM
-** times. RM <= 8, RN <= 3 (RM*RN + RN + 1 <= 16 registers for the shapes used: 4x3, 8x1, 1xRN). */
-INLINE void tile_float(const int T, const int RM, const int RN, int n, const uint8_t *w, size_t ws, const uint8_t *x,
-                       size_t xs, float *y, size_t ldy) {
-    __m256 acc[8][3];
-#pragma GCC unroll 8
-    for (int r = 0; r < RM; r++)
-#pragma GCC unroll 3
-        for (int j = 0; j < RN; j++) acc[r][j] = _mm256_setzero_ps();
-    int i = 0;
     for (; i + 8 <= n; i += 8) {
-        __m256 b[3];
 #pragma GCC unroll 3
-        for (int j = 0; j < RN; j++) b[j] = load8(T, x + j * xs, i);
-#pragma GCC unroll 8
         for (int r = 0; r < RM; r++) {
             const __m256 a = load8(T, w + r * ws, i);
 #pragma GCC unroll 3
-            for (int j = 0; j < RN; j++) acc[r][j] = _mm256_fmadd_ps(a, b[j], acc[r][j]);
+            for (int j = 0; j < RN; j++)
+                acc[r * RN + j][0] = _mm256_fmadd_ps(a, load8(TX, xb + j * xs * xbytes, i), acc[r * RN + j][0]);
         }
     }
-#pragma GCC unroll 8
+#pragma GCC unroll 3
     for (int r = 0; r < RM; r++)
 #pragma GCC unroll 3
         for (int j = 0; j < RN; j++) {
-            float s = hsum_ps(acc[r][j]);
-            for (int k = i; k < n; k++) s += elem(T, w + r * ws, k) * elem(T, x + j * xs, k);
-            y[j * ldy + r] = s;
+            const __m256 *a = acc[r * RN + j];
+            float s = hsum_ps(_mm256_add_ps(_mm256_add_ps(a[0], a[1]), _mm256_add_ps(a[2], a[3])));
+            for (int k = i; k < n; k++) s += elem(T, w + r * ws, k) * elem(TX, xb + j * xs * xbytes, k);
+            y[j * ldy + r] = add ? y[j * ldy + r] + s : s;
         }
 }
 
+INLINE void dot_float(const int T, int n, float *s, const void *w, const void *x) {
+    const size_t esz = T == LC_TYPE_F32 ? 4 : 2;
+    for (int c0 = 0; c0 < n || c0 == 0; c0 += KCHUNK)
+        tile_float(T, T, 1, 1, LC_MIN(KCHUNK, n - c0), (const uint8_t *)w + (size_t)c0 * esz, 0,
+                   (const uint8_t *)x + (size_t)c0 * esz, 0, s, 0, c0 > 0);
+}
+
+/* The same sums for an RM x RN GEMM tile (RM <= 4, RN <= 3: 12 accumulators) in four phases: phase u accumulates
+** what accumulator u of tile_float does (the u-th 8-element piece of every 32-element step; phase 0 also the
+** 8-element steps after them), in the same order; partial sums wait on the stack between phases; then tile_float's
+** reduction and tail. Bit-identical to tile_float with 4x fewer registers per output. x: f32 rows, xs apart. */
+INLINE void phase_step(const int T, const int RM, const int RN, const uint8_t *w, size_t ws, const float *x,
+                       size_t xs, int i, __m256 acc[4][3]) {
+#pragma GCC unroll 4
+    for (int r = 0; r < RM; r++) {
+        const __m256 a = load8(T, w + r * ws, i);
+#pragma GCC unroll 3
+        for (int j = 0; j < RN; j++) acc[r][j] = _mm256_fmadd_ps(a, _mm256_loadu_ps(x + j * xs + i), acc[r][j]);
+    }
+}
+
+INLINE void tile_phased(const int T, const int RM, const int RN, int n, const uint8_t *w, size_t ws, const float *x,
+                        size_t xs, float *y, size_t ldy, bool add) {
+    __m256 part[4][4][3]; /* [u][r][j] */
+    const int n32 = n / 32 * 32, n8 = n / 8 * 8;
+    for (int u = 0; u < 4; u++) {
+        __m256 acc[4][3];
+#pragma GCC unroll 4
+        for (int r = 0; r < RM; r++)
+#pragma GCC unroll 3
+            for (int j = 0; j < RN; j++) acc[r][j] = _mm256_setzero_ps();
+        for (int i = 8 * u; i < n32; i += 32) phase_step(T, RM, RN, w, ws, x, xs, i, acc);
+        if (u == 0)
+            for (int i = n32; i < n8; i += 8) phase_step(T, RM, RN, w, ws, x, xs, i, acc);
+#pragma GCC unroll 4
+        for (int r = 0; r < RM; r++)
+#pragma GCC unroll 3
+            for (int j = 0; j < RN; j++) part[u][r][j] = acc[r][j];
+    }
+#pragma GCC unroll 4
+    for (int r = 0; r < RM; r++)
+#pragma GCC unroll 3
+        for (int j = 0; j < RN; j++) {
+            float s = hsum_ps(_mm256_add_ps(_mm256_add_ps(part[0][r][j], part[1][r][j]),
+                                            _mm256_add_ps(part[2][r][j], part[3][r][j])));
+            for (int k = n8; k < n; k++) s += elem(T, w + r * ws, k) * x[j * xs + k];
+            y[j * ldy + r] = add ? y[j * ldy + r] + s : s;
+        }
+}
+
+static void vec_dot_f32(int n, float *s, const void *w, const void *x) { dot_float(LC_TYPE_F32, n, s, w, x); }
+static void vec_dot_f16(int n, float *s, const void *w, const void *x) { dot_float(LC_TYPE_F16, n, s, w, x); }
+static void vec_dot_bf16(int n, float *s, const void *w, const void *x) { dot_float(LC_TYPE_BF16, n, s, w, x); }
+
+/* GEMV (nt == 1): one weight row at a time, a single DRAM stream per thread (interleaving rows, or reading one row
+** at several places, measured 2x slower). GEMM: 4 rows x 3 tokens phased tiles over a panel of W that stays in
+** cache. F16/BF16 activations are widened to f32 once per chunk (48 KiB of stack), so the tiles convert only W. */
 INLINE void gemm_float(const int T, int n, int nr, int nt, const void *vw, size_t ws, const void *vx, size_t xs,
                        float *y, size_t ldy) {
+    const size_t esz = T == LC_TYPE_F32 ? 4 : 2;
     const uint8_t *w = vw, *x = vx;
-    if (nt == 1) { /* GEMV: 8 rows stream together, x reloaded from L1 */
-        int r = 0;
-        for (; r + 8 <= nr; r += 8) tile_float(T, 8, 1, n, w + r * ws, ws, x, xs, y + r, ldy);
-        for (; r < nr; r++) tile_float(T, 1, 1, n, w + r * ws, ws, x, xs, y + r, ldy);
-        return;
-    }
+    float xf[3][KCHUNK] __attribute__((aligned(32)));
     for (int t = 0; t < nt; t += 3) {
         const int rn = LC_MIN(3, nt - t);
-        const uint8_t *xt = x + (size_t)t * xs;
-        float *yt = y + (size_t)t * ldy;
-        int r = 0;
-        for (; r + 4 <= nr; r += 4) {
-            if (rn == 3) tile_float(T, 4, 3, n, w + r * ws, ws, xt, xs, yt + r, ldy);
-            else if (rn == 2) tile_float(T, 4, 2, n, w + r * ws, ws, xt, xs, yt + r, ldy);
-            else tile_float(T, 4, 1, n, w + r * ws, ws, xt, xs, yt + r, ldy);
-        }
-        for (; r < nr; r++) {
-            if (rn == 3) tile_float(T, 1, 3, n, w + r * ws, ws, xt, xs, yt + r, ldy);
-            else if (rn == 2) tile_float(T, 1, 2, n, w + r * ws, ws, xt, xs, yt + r, ldy);
-            else tile_float(T, 1, 1, n, w + r * ws, ws, xt, xs, yt + r, ldy);
+        for (int c0 = 0; c0 < n; c0 += KCHUNK) {
+            const int nc = LC_MIN(KCHUNK, n - c0);
+            const float *xc = (const float *)(x + (size_t)t * xs) + c0;
+            size_t xstride = xs / 4; /* in elements */
+            if (T != LC_TYPE_F32) {
+                for (int j = 0; j < rn; j++) {
+                    const uint8_t *xr = x + (size_t)(t + j) * xs + (size_t)c0 * esz;
+                    int i = 0;
+                    for (; i + 8 <= nc; i += 8) _mm256_storeu_ps(xf[j] + i, load8(T, xr, i));
+                    for (; i < nc; i++) xf[j][i] = elem(T, xr, i);
+                }
+                xc = xf[0];
+                xstride = KCHUNK;
+            }
+            const uint8_t *wc = w + (size_t)c0 * esz;
+            float *yt = y + (size_t)t * ldy;
+            const bool add = c0 > 0;
+            if (nt == 1) {
+                for (int r = 0; r < nr; r++)
+                    tile_float(T, LC_TYPE_F32, 1, 1, nc, wc + r * ws, ws, xc, xstride, yt + r, ldy, add);
+                continue;
+            }
+            int r = 0;
+            for (; r + 4 <= nr; r += 4) {
+                if (rn == 3) tile_phased(T, 4, 3, nc, wc + r * ws, ws, xc, xstride, yt + r, ldy, add);
+                else if (rn == 2) tile_phased(T, 4, 2, nc, wc + r * ws, ws, xc, xstride, yt + r, ldy, add);
+                else tile_phased(T, 4, 1, nc, wc + r * ws, ws, xc, xstride, yt + r, ldy, add);
+            }
+            for (; r < nr; r++) {
+                if (rn == 3) tile_phased(T, 1, 3, nc, wc + r * ws, ws, xc, xstride, yt + r, ldy, add);
+                else if (rn == 2) tile_phased(T, 1, 2, nc, wc + r * ws, ws, xc, xstride, yt + r, ldy, add);
+                else tile_phased(T, 1, 1, nc, wc + r * ws, ws, xc, xstride, yt + r, ldy, add);
+            }
         }
     }
 }
@@ -146,10 +224,9 @@ INLINE __m256 load_d8(const block_q8_0 *const B[8], int ib) {
                                           (short)B[6][ib].d, (short)B[7][ib].d));
 }
 
-/* acc[a] lane j = dot(A[a], B[j]) over nb blocks, for a < RA, j < 8, with ref.c's rounding: each block's exact
-** integer sum times (d_a * d_j), added in block order. The weights are A when a_is_w, else B. */
-INLINE void tile_q8_0(const int RA, const bool a_is_w, int nb, const block_q8_0 *const *A,
-                      const block_q8_0 *const B[8], __m256 *acc) {
+/* GEMM tile: acc[a] lane j = dot(weight row A[a], token B[j]) over nb blocks, for a < RA, j < 8, with ref.c's
+** rounding: each block's exact integer sum times (d_a * d_j), added in block order. */
+INLINE void tile_q8_0(const int RA, int nb, const block_q8_0 *const *A, const block_q8_0 *const B[8], __m256 *acc) {
 #pragma GCC unroll 4
     for (int a = 0; a < RA; a++) acc[a] = _mm256_setzero_ps();
     for (int ib = 0; ib < nb; ib++) {
@@ -159,11 +236,55 @@ INLINE void tile_q8_0(const int RA, const bool a_is_w, int nb, const block_q8_0 
             const __m256i qa = load_qs(&A[a][ib]);
             __m256i p[8];
 #pragma GCC unroll 8
-            for (int j = 0; j < 8; j++) p[j] = a_is_w ? dot_block(qa, load_qs(&B[j][ib])) : dot_block(load_qs(&B[j][ib]), qa);
+            for (int j = 0; j < 8; j++) p[j] = dot_block(qa, load_qs(&B[j][ib]));
             const __m256 s = _mm256_cvtepi32_ps(hsum_8x8(p));
             const __m256 d = _mm256_mul_ps(_mm256_set1_ps(lc_fp16_lut(A[a][ib].d)), dB);
             acc[a] = _mm256_add_ps(acc[a], _mm256_mul_ps(s, d));
         }
+    }
+}
+
+INLINE int32_t hsum_epi32(__m256i p) {
+    __m128i q = _mm_add_epi32(_mm256_castsi256_si128(p), _mm256_extracti128_si256(p, 1));
+    q = _mm_add_epi32(q, _mm_shuffle_epi32(q, 0x4e));
+    q = _mm_add_epi32(q, _mm_shuffle_epi32(q, 0xb1));
+    return _mm_cvtsi128_si32(q);
+}
+
+/* GEMV row: lanes over 8 consecutive blocks, each block's exact sum times d_w * d_x added in block order. */
+INLINE float gemv_row_q8_0(float sum, int nb, const block_q8_0 *w, const block_q8_0 *x, const float *dx) {
+    float prod[8];
+    int ib = 0;
+    for (; ib + 8 <= nb; ib += 8) {
+        __m256i p[8];
+#pragma GCC unroll 8
+        for (int j = 0; j < 8; j++) p[j] = dot_block(load_qs(&w[ib + j]), load_qs(&x[ib + j]));
+        const __m256 s = _mm256_cvtepi32_ps(hsum_8x8(p));
+        const __m256 dw = _mm256_cvtph_ps(_mm_setr_epi16((short)w[ib].d, (short)w[ib + 1].d, (short)w[ib + 2].d,
+                                                         (short)w[ib + 3].d, (short)w[ib + 4].d, (short)w[ib + 5].d,
+                                                         (short)w[ib + 6].d, (short)w[ib + 7].d));
+        _mm256_storeu_ps(prod, _mm256_mul_ps(s, _mm256_mul_ps(dw, _mm256_loadu_ps(dx + ib))));
+#pragma GCC unroll 8
+        for (int j = 0; j < 8; j++) sum += prod[j];
+    }
+    for (; ib < nb; ib++) {
+        const float d = lc_fp16_lut(w[ib].d) * dx[ib];
+        const float pr = (float)hsum_epi32(dot_block(load_qs(&w[ib]), load_qs(&x[ib]))) * d;
+        sum += pr;
+    }
+    return sum;
+}
+
+/* GEMV: one weight row at a time (a single DRAM stream per thread), activation scales expanded once per chunk. */
+static void gemv_q8_0(int n, int nr, const uint8_t *w, size_t ws, const block_q8_0 *x, float *y) {
+    enum { CHUNK = 256 };
+    float dx[CHUNK];
+    const int nb = n / QK8_0;
+    for (int b0 = 0; b0 < nb; b0 += CHUNK) {
+        const int nbc = LC_MIN(CHUNK, nb - b0);
+        for (int j = 0; j < nbc; j++) dx[j] = lc_fp16_lut(x[b0 + j].d);
+        for (int r = 0; r < nr; r++) /* a row's sum continues from chunk to chunk, in block order */
+            y[r] = gemv_row_q8_0(b0 ? y[r] : 0.0f, nbc, (const block_q8_0 *)(w + (size_t)r * ws) + b0, x + b0, dx);
     }
 }
 
@@ -172,20 +293,8 @@ static void gemm_q8_0(int n, int nr, int nt, const void *vw, size_t ws, const vo
     const uint8_t *w = vw, *x = vx;
     const int nb = n / QK8_0;
     float tmp[8];
-    if (nt == 1) { /* GEMV: lanes are 8 weight rows */
-        const block_q8_0 *A[1] = {(const block_q8_0 *)x};
-        for (int r = 0; r < nr; r += 8) {
-            const block_q8_0 *B[8];
-            for (int j = 0; j < 8; j++) B[j] = (const block_q8_0 *)(w + (size_t)LC_MIN(r + j, nr - 1) * ws);
-            __m256 acc;
-            tile_q8_0(1, false, nb, A, B, &acc);
-            if (r + 8 <= nr) {
-                _mm256_storeu_ps(y + r, acc);
-            } else {
-                _mm256_storeu_ps(tmp, acc);
-                for (int j = 0; j < nr - r; j++) y[r + j] = tmp[j];
-            }
-        }
+    if (nt == 1) {
+        gemv_q8_0(n, nr, w, ws, (const block_q8_0 *)x, y);
         return;
     }
     for (int t = 0; t < nt; t += 8) { /* GEMM: lanes are 8 tokens, 4 weight rows per tile */
@@ -196,7 +305,7 @@ static void gemm_q8_0(int n, int nr, int nt, const void *vw, size_t ws, const vo
             const block_q8_0 *A[4];
             for (int a = 0; a < 4; a++) A[a] = (const block_q8_0 *)(w + (size_t)LC_MIN(r + a, nr - 1) * ws);
             __m256 acc[4];
-            tile_q8_0(4, true, nb, A, B, acc);
+            tile_q8_0(4, nb, A, B, acc);
             for (int a = 0; a < LC_MIN(4, nr - r); a++) {
                 _mm256_storeu_ps(tmp, acc[a]);
                 for (int j = 0; j < ntj; j++) y[(size_t)(t + j) * ldy + r + a] = tmp[j];
@@ -209,12 +318,8 @@ static void vec_dot_q8_0(int n, float *s, const void *vw, const void *vx) {
     const block_q8_0 *w = vw, *x = vx;
     float sum = 0.0f;
     for (int ib = 0; ib < n / QK8_0; ib++) {
-        const __m256i p = dot_block(load_qs(&w[ib]), load_qs(&x[ib]));
-        __m128i q = _mm_add_epi32(_mm256_castsi256_si128(p), _mm256_extracti128_si256(p, 1));
-        q = _mm_add_epi32(q, _mm_shuffle_epi32(q, 0x4e));
-        q = _mm_add_epi32(q, _mm_shuffle_epi32(q, 0xb1));
         const float d = lc_fp16_lut(w[ib].d) * lc_fp16_lut(x[ib].d);
-        const float prod = (float)_mm_cvtsi128_si32(q) * d;
+        const float prod = (float)hsum_epi32(dot_block(load_qs(&w[ib]), load_qs(&x[ib]))) * d;
         sum += prod;
     }
     *s = sum;

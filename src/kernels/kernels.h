@@ -28,8 +28,9 @@ typedef void (*lc_vec_dot_fn)(int n, float *s, const void *w, const void *x);
 /* Converts n f32 activations to the vec-dot type (n a multiple of its block). Pure, thread-safe. */
 typedef void (*lc_from_float_fn)(const float *x, void *y, int64_t n);
 /* A tile of a matrix product: y[t*ldy + r] = dot(W row r, X row t) for r in [0, nr), t in [0, nt), rows of n
-** elements. W rows (type T) are w_stride bytes apart, X rows (vec-dot type of T) x_stride bytes apart; any
-** alignment. Same numbers as vec_dot for every (r, t). nt == 1 is the decode GEMV. No allocation, thread-safe. */
+** elements. W rows (type T) are w_stride bytes apart, X rows (vec-dot type of T) x_stride bytes apart; rows need
+** only their element's alignment (4 bytes for F32, 2 otherwise). Same numbers as vec_dot for every (r, t) (exactly
+** for Q8_0, within the float bound otherwise). nt == 1 is the decode GEMV. No allocation, thread-safe. */
 typedef void (*lc_gemm_fn)(int n, int nr, int nt, const void *w, size_t w_stride, const void *x, size_t x_stride,
                            float *y, size_t ldy);
 

@@ -2,8 +2,8 @@
 ** whichever tokenizer file the user has, and thin forwards to the vocabulary functions.
 **
 ** lc_tokenizer is lc_vocab itself (llamac.h names the same struct), so a model's vocabulary is handed out as is.
-** The file format is told by content, never by name alone: GGUF by its magic, JSON by its first character, then a
-** llama2.c tokenizer.bin (whose records must tile the file exactly) or a SentencePiece protobuf.
+** The file format is told by content, never by name alone: GGUF by its magic, a llama2.c tokenizer.bin by records
+** that tile the file exactly, JSON by its first character, else a SentencePiece protobuf.
 */
 #include "../model/model.h"
 #include "vocab_impl.h"
@@ -56,13 +56,13 @@ static uint32_t llama2c_count(const uint8_t *buf, size_t size, size_t *bad_off) 
 static void find_config(const char *path, char *out, size_t cap) {
     out[0] = 0;
     size_t n = strlen(path);
-    if (ends_with(path, "tokenizer.json") && n - 5 + 12 < cap) {
+    if (ends_with(path, "tokenizer.json") && n + 7 < cap) {
         snprintf(out, cap, "%.*stokenizer_config.json", (int)(n - 14), path);
         if (file_exists(out)) return;
     }
     const char *slash = strrchr(path, '/');
     int dir = slash ? (int)(slash - path + 1) : 0;
-    if ((size_t)dir + 22 < cap) {
+    if ((size_t)dir + 21 < cap) {
         snprintf(out, cap, "%.*stokenizer_config.json", dir, path);
         if (file_exists(out)) return;
     }
@@ -98,9 +98,8 @@ int lc__tokenizer_from_buf(const uint8_t *buf, size_t size, const char *name, co
         gguf_close(f);
         return r;
     }
-    if (is_json(buf, size))
-        return lc__vocab_from_hf_json_named((const char *)buf, size, name, config, config_len,
-                                            config_name ? config_name : "tokenizer_config.json", out);
+    /* before JSON: a tokenizer.bin whose max_token_length is 123 starts with '{'; JSON never tiles as records (its
+    ** first four bytes are text, a max_token_length beyond the cap) */
     size_t bad_off = 0;
     uint32_t n = llama2c_count(buf, size, &bad_off);
     if (n >= 3) return lc_vocab_from_llama2c_buf(buf, size, name, n, out);
@@ -108,8 +107,11 @@ int lc__tokenizer_from_buf(const uint8_t *buf, size_t size, const char *name, co
         return LC_ERR(LC_E_FORMAT, "%s: offset %zu: not a llama2.c tokenizer.bin (after a positive int32 "
                       "max_token_length, records of float32 score, int32 length and the bytes must fill the file "
                       "exactly)", name, bad_off);
+    if (is_json(buf, size))
+        return lc__vocab_from_hf_json_named((const char *)buf, size, name, config, config_len,
+                                            config_name ? config_name : "tokenizer_config.json", out);
     r = lc_vocab_from_spm_model_buf(buf, size, name, out);
-    if (r == LC_E_FORMAT)
+    if (r == LC_E_FORMAT && !ends_with(name, ".model")) /* say what else was tried, unless it was meant as one */
         r = lc__error_prefix(r, "%s is not GGUF, JSON or a llama2.c tokenizer.bin; as a SentencePiece model: ", name);
     return r;
 }

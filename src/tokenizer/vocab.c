@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -559,6 +560,11 @@ int lc__read_file(const char *path, uint8_t **buf, size_t *size, size_t max_size
     if (!fp) return LC_ERR(LC_E_IO, "%s: cannot open: %s", path, strerror(errno));
     int r = LC_OK;
     long end = -1;
+    struct stat st;
+    if (fstat(fileno(fp), &st) == 0 && !S_ISREG(st.st_mode)) { /* a directory "opens" but has no size */
+        r = LC_ERR(LC_E_IO, "%s: not a regular file", path);
+        goto done;
+    }
     if (fseek(fp, 0, SEEK_END) || (end = ftell(fp)) < 0 || fseek(fp, 0, SEEK_SET)) {
         r = LC_ERR(LC_E_IO, "%s: cannot determine its size: %s", path, strerror(errno));
         goto done;
