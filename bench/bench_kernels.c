@@ -97,7 +97,8 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "-s") && i + 1 < argc) seconds = atof(argv[++i]);
         else if (!strcmp(argv[i], "-c")) cached = true;
         else {
-            fprintf(stderr, "usage: %s [-t N] [-v ref|avx2|avx512|neon] [-T F32|F16|BF16|Q8_0] [-p N_TOK] [-s SEC] [-c]\n",
+            fprintf(stderr,
+                    "usage: %s [-t N] [-v ref|avx2|avx512|neon] [-T F32|F16|BF16|Q8_0] [-p N_TOK] [-s SEC] [-c]\n",
                     argv[0]);
             return 2;
         }
@@ -112,8 +113,8 @@ int main(int argc, char **argv) {
     const int types[] = {LC_TYPE_F32, LC_TYPE_F16, LC_TYPE_BF16, LC_TYPE_Q8_0};
     const int n_in = 2048, n_out = cached ? 128 : 8192; /* -c: one small matrix that stays in L2 (compute bound) */
     const size_t stack_bytes = cached ? 0 : (size_t)384 << 20; /* well past any L3 here */
-    printf("threads %d (%s time), default variant %s; GEMV: %d x %d matrices, %zu MiB stack; GEMM: %d tokens\n", n_threads,
-           use_cpu_time ? "cpu" : "wall", lc_cpu_variant(), n_out, n_in, stack_bytes >> 20, n_tok);
+    printf("threads %d (%s time), default variant %s; GEMV: %d x %d matrices, %zu MiB stack; GEMM: %d tokens\n",
+           n_threads, use_cpu_time ? "cpu" : "wall", lc_cpu_variant(), n_out, n_in, stack_bytes >> 20, n_tok);
     for (int ti = 0; ti < 4; ti++) {
         const int t = types[ti];
         if (only_type && strcmp(only_type, lc_type_name(t))) continue;
@@ -143,7 +144,8 @@ int main(int argc, char **argv) {
         j.xq = lc__aligned_alloc(lc_matmul_xq_bytes(t, n_in, n_tok) + 64);
         int reps;
         const double t_read = time_runs(&j, run_read, seconds, &reps);
-        printf("%-4s read ceiling          %7.1f GB/s\n", lc_type_name(t), (double)mat_bytes * j.n_mats / t_read * 1e-9);
+        printf("%-4s read ceiling          %7.1f GB/s\n", lc_type_name(t),
+               (double)mat_bytes * j.n_mats / t_read * 1e-9);
         for (int v = 0; v < 4; v++) {
             if (only_variant && strcmp(only_variant, variants[v])) continue;
             j.k = lc_kernels_by_name(variants[v]);

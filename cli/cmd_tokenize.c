@@ -231,17 +231,23 @@ int cmd_tokenize(int argc, char **argv) {
 
     unsigned flags = special ? LC_TOK_PARSE_SPECIAL : 0;
     if (!no_bos && lc_tokenizer_add_bos(src.tok) && lc_tokenizer_bos(src.tok) >= 0) flags |= LC_TOK_ADD_BOS;
-    size_t need = 0, n = 0;
-    r = lc_tokenizer_tokenize(src.tok, s, len, flags, NULL, 0, &need);
-    if (r && r != LC_E_RANGE) {
-        r = cli_lib_error();
+    /* one pass when the guess holds (text averages well over 2 bytes a token), a second one sized exactly if not */
+    size_t cap = len / 2 + 16, n = 0;
+    if (!(ids = malloc(cap * sizeof *ids))) {
+        r = cli_error("out of memory for %zu token ids", cap);
         goto done;
     }
-    if (!(ids = malloc((need ? need : 1) * sizeof *ids))) {
-        r = cli_error("out of memory for %zu token ids", need);
-        goto done;
+    r = lc_tokenizer_tokenize(src.tok, s, len, flags, ids, cap, &n);
+    if (r == LC_E_RANGE) {
+        int32_t *more = realloc(ids, n * sizeof *ids);
+        if (!more) {
+            r = cli_error("out of memory for %zu token ids", n);
+            goto done;
+        }
+        ids = more, cap = n;
+        r = lc_tokenizer_tokenize(src.tok, s, len, flags, ids, cap, &n);
     }
-    if (lc_tokenizer_tokenize(src.tok, s, len, flags, ids, need, &n)) {
+    if (r) {
         r = cli_lib_error();
         goto done;
     }

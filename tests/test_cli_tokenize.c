@@ -432,6 +432,16 @@ TEST(inputs_and_formats) {
     LLAMAC(&p, "detokenize", "--tokenizer", model, "--ids", "15043,243,162");
     CHECKF(p.status == 0 && !strcmp(p.out, "Hello\xEF\xBF\xBD"), "cut character: '%s'", p.out);
 
+    /* invalid UTF-8: each bad byte its byte token (<0xFF> is 0xFF + 3), more ids than bytes / 2 */
+    char ff[100];
+    memset(ff, 0xFF, sizeof ff);
+    CHECK(write_file(in, ff, sizeof ff));
+    LLAMAC(&p, "tokenize", "--tokenizer", model, "-f", in, "--ids");
+    char want_ff[600] = "1,29871";
+    for (int i = 0; i < 100; i++) strcat(want_ff, ",258");
+    strcat(want_ff, "\n");
+    CHECKF(p.status == 0 && !strcmp(p.out, want_ff), "100 x 0xFF: %d %.200s", p.status, p.out);
+
     /* empty text: just BOS, or nothing */
     LLAMAC(&p, "tokenize", "--tokenizer", model, "-p", "", "--json");
     CHECKF(p.status == 0 && !strcmp(p.out, "[1]\n"), "empty: %s", p.out);

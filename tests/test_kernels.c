@@ -317,7 +317,8 @@ TEST(from_float_bit_identical_across_variants) {
     free(x), free(want), free(got);
 }
 
-static const int float_sizes[] = {0, 1, 3, 7, 8, 9, 15, 16, 17, 31, 32, 33, 63, 64, 65, 100, 127, 128, 255, 256, 1000, 4101};
+static const int float_sizes[] = {0,  1,  3,  7,  8,   9,   15,  16,  17,  31,   32,
+                                  33, 63, 64, 65, 100, 127, 128, 255, 256, 1000, 4101};
 static const int q8_sizes[] = {32, 64, 96, 128, 160, 224, 256, 288, 1184, 2048, 4096};
 
 TEST(vec_dot_variants_against_ref) {
@@ -331,7 +332,8 @@ TEST(vec_dot_variants_against_ref) {
         const int t = types[ti];
         const bool q8 = t == LC_TYPE_Q8_0;
         const int *sizes = q8 ? q8_sizes : float_sizes;
-        const int n_sizes = q8 ? (int)(sizeof q8_sizes / sizeof *q8_sizes) : (int)(sizeof float_sizes / sizeof *float_sizes);
+        const int n_sizes =
+            q8 ? (int)(sizeof q8_sizes / sizeof *q8_sizes) : (int)(sizeof float_sizes / sizeof *float_sizes);
         for (int si = 0; si < n_sizes; si++) {
             const int n = sizes[si];
             for (int rep = 0; rep < 3; rep++) {
@@ -362,13 +364,45 @@ TEST(vec_dot_variants_against_ref) {
                         CHECKF(bits_f32(s) == bits_f32(s_ref), "%s vec_dot Q8_0 n=%d: %.9g, ref %.9g", k->name, n,
                                (double)s, (double)s_ref);
                     else
-                        CHECKF(fabs(s - exact) <= float_bound(n, abs_sum), "%s vec_dot %s n=%d: %.9g, exact %.9g", k->name,
-                               lc_type_name(t), n, (double)s, exact);
+                        CHECKF(fabs(s - exact) <= float_bound(n, abs_sum), "%s vec_dot %s n=%d: %.9g, exact %.9g",
+                               k->name, lc_type_name(t), n, (double)s, exact);
                 }
             }
         }
     }
     free(wf), free(xf), free(wd), free(xd), free(w), free(x);
+}
+
+/* y += a * x: every variant gives the bits of the plain loop (a multiply, then an add, per element). */
+TEST(vec_mad_bit_identical_to_scalar_loop) {
+    enum { N = 300 };
+    float x[N], y0[N], want[N], got[N];
+    uint8_t xt[N * 4];
+    const int types[] = {LC_TYPE_F32, LC_TYPE_F16, LC_TYPE_BF16};
+    lc_kernels_get();
+    for (int ti = 0; ti < 3; ti++) {
+        const int t = types[ti];
+        for (int n = 0; n <= N; n += (n < 40 ? 1 : 37)) {
+            fill_random(x, N, 1.0f);
+            fill_random(y0, N, 3.0f);
+            to_type(t, x, xt, N);
+            const float a = rng_normal();
+            float xv[N];
+            lc_dequantize_row(t, xt, xv, N);
+            for (int i = 0; i < N; i++) {
+                const float p = a * xv[i];
+                want[i] = i < n ? y0[i] + p : y0[i];
+            }
+            for (int v = 0; v < N_VARIANTS; v++) {
+                const lc_kernels *k = variant(v);
+                if (!k) continue;
+                memcpy(got, y0, sizeof got);
+                k->vec_mad[t](n, got, xt, a);
+                CHECKF(memcmp(got, want, sizeof got) == 0, "%s vec_mad %s n=%d differs from the scalar loop", k->name,
+                       lc_type_name(t), n);
+            }
+        }
+    }
 }
 
 /* ---- matmul ---- */
@@ -418,7 +452,8 @@ static int check_matmul_case(const lc_kernels *k, int t, int n_out, int n_in, in
                 float s_ref;
                 ref->vec_dot[t](n_in, &s_ref, W + (size_t)r * wrb, xrq);
                 if (bits_f32(y) != bits_f32(s_ref))
-                    fail = snprintf(msg, cap, "token %d row %d: %.9g, ref vec_dot %.9g", tok, r, (double)y, (double)s_ref);
+                    fail =
+                        snprintf(msg, cap, "token %d row %d: %.9g, ref vec_dot %.9g", tok, r, (double)y, (double)s_ref);
                 else if (fabs(y - exact) > ((double)n_in / 32 + 2) * 0x1p-24 * abs_sum + 1e-30)
                     fail = snprintf(msg, cap, "token %d row %d: %.9g vs exact %.9g", tok, r, (double)y, exact);
             } else if (fabs(y - exact) > float_bound(n_in, abs_sum)) {
@@ -477,7 +512,7 @@ TEST(matmul_all_variants_against_double_product) {
                             FAILF("%s %s n_out %d n_in %d n_tok %d nth %d%s: %s", k->name, lc_type_name(t), n_out,
                                   n_ins[ii], n_toks[ni], nth, pad ? " (padded strides)" : "", msg);
                     }
-            /* several W panels per thread (rows of 16 KiB: 16 rows per 256 KiB panel) */
+            /* several W panels per thread (rows of 16 KiB: 32 rows per 512 KiB panel), several 4096-element chunks */
             if (!quick) {
                 const int n_in = t == LC_TYPE_F32 ? 4096 : 8192;
                 for (int nth = 1; nth <= 2; nth++)
@@ -495,7 +530,7 @@ TEST(matmul_all_variants_against_double_product) {
 TEST(matmul_batch_invariant) {
     const int types[] = {LC_TYPE_F32, LC_TYPE_F16, LC_TYPE_BF16, LC_TYPE_Q8_0};
     const int n_ins[] = {256, 4256};
-    const int n_out = 53, n_tok = 13;
+    const int n_out = 53, n_tok = 21; /* two 16-token groups of the VNNI Q8_0 GEMM */
     for (int v = 0; v < N_VARIANTS; v++) {
         const lc_kernels *k = variant(v);
         if (!k) continue;
@@ -518,7 +553,8 @@ TEST(matmul_batch_invariant) {
                     k->from_float[t](X + (size_t)tok * n_in, xr, n_in);
                     for (int r = 0; r < n_out && bad < 0; r++) {
                         float s;
-                        k->vec_dot[t](n_in, &s, W + (size_t)r * wrb, t == LC_TYPE_F32 ? (const void *)(X + (size_t)tok * n_in) : xr);
+                        k->vec_dot[t](n_in, &s, W + (size_t)r * wrb,
+                                      t == LC_TYPE_F32 ? (const void *)(X + (size_t)tok * n_in) : xr);
                         const float a = Y[(size_t)tok * n_out + r], b = y1[r];
                         if (bits_f32(a) != bits_f32(b)) bad = r, bad_tok = tok, what = "prefill vs decode";
                         else if (bits_f32(b) != bits_f32(s)) bad = r, bad_tok = tok, what = "decode vs vec_dot";
@@ -572,6 +608,7 @@ int main(void) {
     RUN(q8_0_roundtrip_within_ggml_bound);
     RUN(from_float_bit_identical_across_variants);
     RUN(vec_dot_variants_against_ref);
+    RUN(vec_mad_bit_identical_to_scalar_loop);
     RUN(matmul_all_variants_against_double_product);
     RUN(matmul_batch_invariant);
     return TEST_SUMMARY();

@@ -8,6 +8,12 @@
 
 #include <immintrin.h>
 
+/* Float results must not depend on the compiler: clang fuses a * b + c into an FMA by default (GCC in -std=c11 mode
+** does not), which would change the bits the variants agree on. */
+#ifdef __clang__
+#pragma STDC FP_CONTRACT OFF
+#endif
+
 #define INLINE static inline __attribute__((always_inline))
 
 /* ---------------------------------------------------------------------------------------------------------------
@@ -61,7 +67,8 @@ INLINE void tile_float(const int T, const int TX, const int RM, const int RN, in
                 const __m256 a = load8(T, w + r * ws, i + 8 * u);
 #pragma GCC unroll 3
                 for (int j = 0; j < RN; j++)
-                    acc[r * RN + j][u] = _mm256_fmadd_ps(a, load8(TX, xb + j * xs * xbytes, i + 8 * u), acc[r * RN + j][u]);
+                    acc[r * RN + j][u] =
+                        _mm256_fmadd_ps(a, load8(TX, xb + j * xs * xbytes, i + 8 * u), acc[r * RN + j][u]);
             }
         }
     }
@@ -98,11 +105,14 @@ INLINE void dot_float(const int T, int n, float *s, const void *w, const void *x
 ** reduction and tail. Bit-identical to tile_float with 4x fewer registers per output. x: f32 rows, xs apart. */
 INLINE void phase_step(const int T, const int RM, const int RN, const uint8_t *w, size_t ws, const float *x,
                        size_t xs, int i, __m256 acc[4][3]) {
+    __m256 b[3];
+#pragma GCC unroll 3
+    for (int j = 0; j < RN; j++) b[j] = _mm256_loadu_ps(x + j * xs + i);
 #pragma GCC unroll 4
     for (int r = 0; r < RM; r++) {
         const __m256 a = load8(T, w + r * ws, i);
 #pragma GCC unroll 3
-        for (int j = 0; j < RN; j++) acc[r][j] = _mm256_fmadd_ps(a, _mm256_loadu_ps(x + j * xs + i), acc[r][j]);
+        for (int j = 0; j < RN; j++) acc[r][j] = _mm256_fmadd_ps(a, b[j], acc[r][j]);
     }
 }
 
@@ -196,6 +206,18 @@ static void gemm_bf16(int n, int nr, int nt, const void *w, size_t ws, const voi
                       size_t ldy) {
     gemm_float(LC_TYPE_BF16, n, nr, nt, w, ws, x, xs, y, ldy);
 }
+
+/* y += a * x with a separate multiply and add (the bits of the scalar loop) */
+INLINE void mad_float(const int T, int n, float *y, const void *x, float a) {
+    const __m256 va = _mm256_set1_ps(a);
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(y + i, _mm256_add_ps(_mm256_loadu_ps(y + i), _mm256_mul_ps(va, load8(T, x, i))));
+    for (; i < n; i++) y[i] += a * elem(T, x, i);
+}
+static void vec_mad_f32(int n, float *y, const void *x, float a) { mad_float(LC_TYPE_F32, n, y, x, a); }
+static void vec_mad_f16(int n, float *y, const void *x, float a) { mad_float(LC_TYPE_F16, n, y, x, a); }
+static void vec_mad_bf16(int n, float *y, const void *x, float a) { mad_float(LC_TYPE_BF16, n, y, x, a); }
 
 /* ---------------------------------------------------------------------------------------------------------------
 ** Q8_0 */
@@ -347,8 +369,8 @@ static void from_float_bf16(const float *x, void *vy, int64_t n) {
         for (int h = 0; h < 2; h++) {
             const __m256i u = _mm256_loadu_si256((const __m256i *)(x + i + 8 * h));
             const __m256i nan = _mm256_cmpgt_epi32(_mm256_and_si256(u, abs_mask), inf);
-            const __m256i rounded =
-                _mm256_srli_epi32(_mm256_add_epi32(u, _mm256_add_epi32(bias, _mm256_and_si256(_mm256_srli_epi32(u, 16), one))), 16);
+            const __m256i rounded = _mm256_srli_epi32(
+                _mm256_add_epi32(u, _mm256_add_epi32(bias, _mm256_and_si256(_mm256_srli_epi32(u, 16), one))), 16);
             const __m256i qnan = _mm256_or_si256(_mm256_srli_epi32(u, 16), quiet);
             r[h] = _mm256_blendv_epi8(rounded, qnan, nan);
         }
@@ -378,10 +400,12 @@ static void from_float_q8_0(const float *x, void *vy, int64_t n) {
         const __m256 id = _mm256_set1_ps(mx != 0.0f ? 127.0f / mx : 0.0f);
         __m256i q[4];
         for (int k = 0; k < 4; k++)
-            q[k] = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v[k], id), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+            q[k] = _mm256_cvtps_epi32(
+                _mm256_round_ps(_mm256_mul_ps(v[k], id), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
         /* i32 -> i16 -> i8 packs work per 128-bit lane; a dword permutation restores element order */
         const __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3]));
-        _mm256_storeu_si256((__m256i *)y[ib].qs, _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
+        _mm256_storeu_si256((__m256i *)y[ib].qs,
+                            _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
     }
 }
 
@@ -390,6 +414,9 @@ void lc__kernels_fill_avx2(lc_kernels *k) {
     k->vec_dot[LC_TYPE_F16] = vec_dot_f16;
     k->vec_dot[LC_TYPE_BF16] = vec_dot_bf16;
     k->vec_dot[LC_TYPE_Q8_0] = vec_dot_q8_0;
+    k->vec_mad[LC_TYPE_F32] = vec_mad_f32;
+    k->vec_mad[LC_TYPE_F16] = vec_mad_f16;
+    k->vec_mad[LC_TYPE_BF16] = vec_mad_bf16;
     k->gemm[LC_TYPE_F32] = gemm_f32;
     k->gemm[LC_TYPE_F16] = gemm_f16;
     k->gemm[LC_TYPE_BF16] = gemm_bf16;

@@ -1,17 +1,24 @@
 /* avx512.c - x86-64 kernels for AVX-512 F/BW/VL/DQ (built with those -m flags; dispatch.c calls in only when
 ** lc__cpu() reports them). VNNI (VPDPBUSD, for Q8_0) and AVX512_BF16 (VDPBF16PS, for BF16) are optional: their
 ** functions carry target attributes and are installed only when the CPU has them; without them the AVX2 Q8_0
-** kernels (already in the table) and an FMA BF16 path run.
-** Float types: 16-lane FMA with masked tails; GEMM tiles of 4 weight rows x 4 tokens (16 zmm accumulators), GEMV
-** over 8 rows at a time. VDPBF16PS flushes bf16 subnormals to zero and rounds once per pair: results stay within
-** the float bound of kernels.h for normal data, but are not bit-equal to the FMA path.
-** Q8_0 with VNNI: weights biased to unsigned (w + 128) so one VPDPBUSD per block pair suffices; the bias is removed
-** exactly by starting the accumulator at -128 * sum(x) (a VPDPBUSD of x with 128s). Per-block sums are reduced
-** exactly, then scaled and added in block order: bit-identical to ref.c.
+** kernels (already in the table) and the FMA BF16 path run.
+** Float types: 16-lane FMA with masked tails, in one canonical summation order shared by vec_dot, GEMV (one row at
+** a time) and GEMM (4 rows x 4 tokens phased tiles), so results do not depend on the batch. VDPBF16PS treats bf16
+** subnormals as zero and rounds once per pair: within the float bound of kernels.h for normal data, not bit-equal
+** to the FMA path (one order too: single accumulator, 32-element steps).
+** Q8_0 with VNNI: weights biased to unsigned (w + 128) so VPDPBUSD (u8 x s8) applies; the bias is removed exactly
+** (-128 * sum(x)). GEMV: one row at a time, lanes over blocks; GEMM: 16 packed tokens in the lanes, no horizontal
+** reductions. Each block's sum is exact, then scaled and added in block order: bit-identical to ref.c.
 */
 #include "kernels.h"
 
 #include <immintrin.h>
+
+/* Float results must not depend on the compiler: clang fuses a * b + c into an FMA by default (GCC in -std=c11 mode
+** does not), which would change the bits the variants agree on. */
+#ifdef __clang__
+#pragma STDC FP_CONTRACT OFF
+#endif
 
 #define INLINE static inline __attribute__((always_inline))
 #define VNNI __attribute__((target("avx512vnni")))
@@ -27,7 +34,7 @@
 
 enum { KCHUNK = 4096 };
 
-/* 16 elements from p + i (the first `m` bits of the mask when masked), as f32. */
+/* 16 elements from p + i (only the lanes set in m when masked), as f32. */
 INLINE __m512 load16(const int T, const void *p, int i, __mmask16 m, const bool masked) {
     if (T == LC_TYPE_F32)
         return masked ? _mm512_maskz_loadu_ps(m, (const float *)p + i) : _mm512_loadu_ps((const float *)p + i);
@@ -37,9 +44,9 @@ INLINE __m512 load16(const int T, const void *p, int i, __mmask16 m, const bool 
     return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
 }
 
-/* y[j*ldy + r] (+)= dot(w row r, x row j) over one chunk of n elements, for an RM x RN tile (RM <= 2, RN <= 3:
-** 24 accumulators). W rows of type T are ws bytes apart; x rows of type TX (F32 after widening, or T) xs elements
-** apart. `add`: add to y (a later chunk) instead of storing. */
+/* y[j*ldy + r] (+)= dot(w row r, x row j) over one chunk of n elements, in the canonical order, for an RM x RN
+** tile (RM <= 2, RN <= 3: 24 accumulators; used as 1 x 1 by vec_dot and the GEMV). W rows of type T are ws bytes
+** apart; x rows of type TX (F32 after widening, or T) xs elements apart. `add`: add to y (a later chunk). */
 INLINE void tile_float(const int T, const int TX, const int RM, const int RN, int n, const uint8_t *w, size_t ws,
                        const void *x, size_t xs, float *y, size_t ldy, bool add) {
     const size_t xbytes = TX == LC_TYPE_F32 ? 4 : 2;
@@ -211,6 +218,24 @@ INLINE void gemm_float(const int T, int n, int nr, int nt, const void *vw, size_
     }
 }
 
+/* y += a * x with a separate multiply and add (the bits of the scalar loop), masked tail */
+INLINE void mad_float(const int T, int n, float *y, const void *x, float a) {
+    const __m512 va = _mm512_set1_ps(a);
+    for (int i = 0; i < n; i += 16) {
+        if (i + 16 <= n) {
+            _mm512_storeu_ps(y + i,
+                             _mm512_add_ps(_mm512_loadu_ps(y + i), _mm512_mul_ps(va, load16(T, x, i, 0, false))));
+        } else {
+            const __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
+            const __m512 p = _mm512_mul_ps(va, load16(T, x, i, m, true));
+            _mm512_mask_storeu_ps(y + i, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, y + i), p));
+        }
+    }
+}
+static void vec_mad_f32(int n, float *y, const void *x, float a) { mad_float(LC_TYPE_F32, n, y, x, a); }
+static void vec_mad_f16(int n, float *y, const void *x, float a) { mad_float(LC_TYPE_F16, n, y, x, a); }
+static void vec_mad_bf16(int n, float *y, const void *x, float a) { mad_float(LC_TYPE_BF16, n, y, x, a); }
+
 static void gemm_f32(int n, int nr, int nt, const void *w, size_t ws, const void *x, size_t xs, float *y, size_t ldy) {
     gemm_float(LC_TYPE_F32, n, nr, nt, w, ws, x, xs, y, ldy);
 }
@@ -264,9 +289,7 @@ BF16 static void gemm_bf16_dp(int n, int nr, int nt, const void *vw, size_t ws, 
                               size_t ldy) {
     const uint8_t *w = vw, *x = vx;
     if (nt == 1) {
-        int r = 0;
-        for (; r + 8 <= nr; r += 8) tile_bf16_dp(8, 1, n, w + r * ws, ws, x, xs, y + r, ldy);
-        for (; r < nr; r++) tile_bf16_dp(1, 1, n, w + r * ws, ws, x, xs, y + r, ldy);
+        for (int r = 0; r < nr; r++) tile_bf16_dp(1, 1, n, w + r * ws, ws, x, xs, y + r, ldy); /* one DRAM stream */
         return;
     }
     for (int t = 0; t < nt; t += 4) {
@@ -298,12 +321,6 @@ BF16 static void gemm_bf16_dp(int n, int nr, int nt, const void *vw, size_t ws, 
 
 INLINE __m256i load_qs(const block_q8_0 *b) { return _mm256_loadu_si256((const __m256i *)b->qs); }
 
-INLINE __m256 load_d8(const block_q8_0 *const B[8], int ib) {
-    return _mm256_cvtph_ps(_mm_setr_epi16((short)B[0][ib].d, (short)B[1][ib].d, (short)B[2][ib].d,
-                                          (short)B[3][ib].d, (short)B[4][ib].d, (short)B[5][ib].d,
-                                          (short)B[6][ib].d, (short)B[7][ib].d));
-}
-
 /* Lane j of the result is the sum of the 8 lanes of v[j]. */
 INLINE __m256i hsum_8x8(const __m256i v[8]) {
     const __m256i h01 = _mm256_hadd_epi32(v[0], v[1]), h23 = _mm256_hadd_epi32(v[2], v[3]);
@@ -314,32 +331,101 @@ INLINE __m256i hsum_8x8(const __m256i v[8]) {
 
 /* -128 * (partial sums of x), the start value that cancels the +128 bias of the weights in VPDPBUSD. */
 VNNI INLINE __m256i neg_bias(__m256i x) {
-    return _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_set1_epi8(-128), x));
+    return _mm256_sub_epi32(_mm256_setzero_si256(),
+                            _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_set1_epi8(-128), x));
 }
 
-/* GEMM tile: acc[a] lane j = dot(weight row A[a], token B[j]) for a < RA, j < 8, with ref.c's rounding. The 8
-** token blocks and their bias corrections stay in registers across the RA rows. */
-VNNI INLINE void tile_q8_0_vnni(const int RA, int nb, const block_q8_0 *const *A, const block_q8_0 *const B[8],
-                                __m256 *acc) {
-    const __m256i bias = _mm256_set1_epi8(-128);
-#pragma GCC unroll 4
-    for (int a = 0; a < RA; a++) acc[a] = _mm256_setzero_ps();
-    for (int ib = 0; ib < nb; ib++) {
-        const __m256 dB = load_d8(B, ib);
-        __m256i xq[8], c[8], p[8];
-#pragma GCC unroll 8
-        for (int j = 0; j < 8; j++) {
-            xq[j] = load_qs(&B[j][ib]);
-            c[j] = neg_bias(xq[j]);
+/* GEMM with tokens in lanes. 16 activation rows are packed per block as xp[g][j] = bytes 4g..4g+3 of token j's
+** quants (g < 8), so VPDPBUSD of one weight dword broadcast (VPERMD) against xp[g] adds four products to each of
+** the 16 token lanes: after 8 of them every lane holds its token's exact block sum, without horizontal reductions.
+** The weight bytes are biased to unsigned (w + 128); the accumulator starts at -128 * sum(x_j) to cancel it. Then
+** (float)sum * (d_w * d_x) is added per block in order: bit-identical to ref.c. */
+enum { QTOK = 16, QCHUNK = 64 }; /* tokens per group; blocks packed at a time (40 KiB of stack) */
+
+typedef struct {
+    int32_t q[8][QTOK]; /* [dword g of the block][token]: 4 int8 quants */
+    int32_t negc[QTOK]; /* -128 * sum of the token's quants in the block */
+    float d[QTOK];      /* the token's block scale */
+} packed_q8_0;
+
+/* Packs blocks [b0, b0 + nbc) of tokens x[0..ntj) (rows xs bytes apart); lanes j >= ntj are zero. */
+VNNI static void pack_q8_0(packed_q8_0 *xp, const uint8_t *x, size_t xs, int ntj, int b0, int nbc) {
+    memset(xp, 0, sizeof *xp * (size_t)nbc);
+    for (int j = 0; j < ntj; j++) {
+        const block_q8_0 *row = (const block_q8_0 *)(x + (size_t)j * xs) + b0;
+        for (int b = 0; b < nbc; b++) {
+            int32_t q[8];
+            memcpy(q, row[b].qs, sizeof q);
+            for (int g = 0; g < 8; g++) xp[b].q[g][j] = q[g];
+            xp[b].d[j] = lc_fp16_lut(row[b].d);
         }
+    }
+    const __m512i bias = _mm512_set1_epi8(-128); /* 128 as u8 */
+    for (int b = 0; b < nbc; b++) {
+        __m512i c = _mm512_setzero_si512();
+        for (int g = 0; g < 8; g++) c = _mm512_dpbusd_epi32(c, bias, _mm512_load_si512(xp[b].q[g]));
+        _mm512_store_si512(xp[b].negc, _mm512_sub_epi32(_mm512_setzero_si512(), c));
+    }
+}
+
+/* acc[a] lane j += the products of blocks [0, nbc) of weight rows w + a*ws (block pointers) with packed tokens. */
+VNNI INLINE void tile_q8_0_lanes(const int RA, int nbc, const block_q8_0 *const *W, const packed_q8_0 *xp,
+                                 __m512 *acc) {
+    const __m512i bias = _mm512_set1_epi8(-128);
+    for (int b = 0; b < nbc; b++) {
+        __m512i xv[8];
+#pragma GCC unroll 8
+        for (int g = 0; g < 8; g++) xv[g] = _mm512_load_si512(xp[b].q[g]);
+        const __m512i negc = _mm512_load_si512(xp[b].negc);
+        const __m512 dx = _mm512_load_ps(xp[b].d);
 #pragma GCC unroll 4
         for (int a = 0; a < RA; a++) {
-            const __m256i wu = _mm256_xor_si256(load_qs(&A[a][ib]), bias);
-#pragma GCC unroll 8
-            for (int j = 0; j < 8; j++) p[j] = _mm256_dpbusd_epi32(c[j], wu, xq[j]);
-            const __m256 s = _mm256_cvtepi32_ps(hsum_8x8(p));
-            const __m256 d = _mm256_mul_ps(_mm256_set1_ps(lc_fp16_lut(A[a][ib].d)), dB);
-            acc[a] = _mm256_add_ps(acc[a], _mm256_mul_ps(s, d));
+            const __m512i wu = _mm512_xor_si512(_mm512_castsi256_si512(load_qs(&W[a][b])), bias);
+            /* two chains of four: integer sums are exact in any order, and shorter chains hide VPDPBUSD latency */
+            __m512i p0 = negc, p1 = _mm512_setzero_si512();
+#pragma GCC unroll 4
+            for (int g = 0; g < 8; g += 2) {
+                p0 = _mm512_dpbusd_epi32(p0, _mm512_permutexvar_epi32(_mm512_set1_epi32(g), wu), xv[g]);
+                p1 = _mm512_dpbusd_epi32(p1, _mm512_permutexvar_epi32(_mm512_set1_epi32(g + 1), wu), xv[g + 1]);
+            }
+            const __m512i p = _mm512_add_epi32(p0, p1);
+            const __m512 d = _mm512_mul_ps(_mm512_set1_ps(lc_fp16_lut(W[a][b].d)), dx);
+            acc[a] = _mm512_add_ps(acc[a], _mm512_mul_ps(_mm512_cvtepi32_ps(p), d));
+        }
+    }
+}
+
+VNNI static void gemm_q8_0_lanes(int n, int nr, int nt, const uint8_t *w, size_t ws, const uint8_t *x, size_t xs,
+                                 float *y, size_t ldy) {
+    packed_q8_0 xp[QCHUNK] __attribute__((aligned(64)));
+    const int nb = n / QK8_0;
+    float tmp[QTOK];
+    for (int t = 0; t < nt; t += QTOK) {
+        const int ntj = LC_MIN(QTOK, nt - t);
+        for (int b0 = 0; b0 < nb; b0 += QCHUNK) {
+            const int nbc = LC_MIN(QCHUNK, nb - b0);
+            pack_q8_0(xp, x + (size_t)t * xs, xs, ntj, b0, nbc);
+            for (int r = 0; r < nr; r += 4) {
+                const int ra = LC_MIN(4, nr - r);
+                const block_q8_0 *W[4];
+                __m512 acc[4];
+                for (int a = 0; a < 4; a++) {
+                    W[a] = (const block_q8_0 *)(w + (size_t)LC_MIN(r + a, nr - 1) * ws) + b0;
+                    acc[a] = _mm512_setzero_ps();
+                    if (b0 > 0 && a < ra) { /* a later chunk: the running sums continue from y, in block order */
+                        for (int j = 0; j < ntj; j++) tmp[j] = y[(size_t)(t + j) * ldy + r + a];
+                        acc[a] = _mm512_maskz_loadu_ps((__mmask16)((1u << ntj) - 1), tmp);
+                    }
+                }
+                if (ra == 4)
+                    tile_q8_0_lanes(4, nbc, W, xp, acc);
+                else
+                    for (int a = 0; a < ra; a++) tile_q8_0_lanes(1, nbc, W + a, xp, acc + a);
+                for (int a = 0; a < ra; a++) {
+                    _mm512_storeu_ps(tmp, acc[a]);
+                    for (int j = 0; j < ntj; j++) y[(size_t)(t + j) * ldy + r + a] = tmp[j];
+                }
+            }
         }
     }
 }
@@ -356,18 +442,21 @@ VNNI INLINE float gemv_row_q8_0_vnni(float sum, int nb, const block_q8_0 *w, con
         __m256i p[8];
 #pragma GCC unroll 8
         for (int j = 0; j < 8; j++)
-            p[j] = _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_xor_si256(load_qs(&w[ib + j]), bias), load_qs(&x[ib + j]));
+            p[j] = _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_xor_si256(load_qs(&w[ib + j]), bias),
+                                       load_qs(&x[ib + j]));
         const __m256i si = _mm256_sub_epi32(hsum_8x8(p), _mm256_loadu_si256((const __m256i *)(xs + ib)));
         /* eight 16-bit loads beat VPGATHERDD here (Zen 4) */
-        const __m128i dh = _mm_setr_epi16((short)w[ib].d, (short)w[ib + 1].d, (short)w[ib + 2].d, (short)w[ib + 3].d,
-                                          (short)w[ib + 4].d, (short)w[ib + 5].d, (short)w[ib + 6].d, (short)w[ib + 7].d);
+        const __m128i dh =
+            _mm_setr_epi16((short)w[ib].d, (short)w[ib + 1].d, (short)w[ib + 2].d, (short)w[ib + 3].d,
+                           (short)w[ib + 4].d, (short)w[ib + 5].d, (short)w[ib + 6].d, (short)w[ib + 7].d);
         const __m256 d = _mm256_mul_ps(_mm256_cvtph_ps(dh), _mm256_loadu_ps(dx + ib));
         _mm256_storeu_ps(prod, _mm256_mul_ps(_mm256_cvtepi32_ps(si), d));
 #pragma GCC unroll 8
         for (int j = 0; j < 8; j++) sum += prod[j];
     }
     for (; ib < nb; ib++) {
-        const __m256i p = _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_xor_si256(load_qs(&w[ib]), bias), load_qs(&x[ib]));
+        const __m256i p =
+            _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_xor_si256(load_qs(&w[ib]), bias), load_qs(&x[ib]));
         __m128i q = _mm_add_epi32(_mm256_castsi256_si128(p), _mm256_extracti128_si256(p, 1));
         q = _mm_add_epi32(q, _mm_shuffle_epi32(q, 0x4e));
         q = _mm_add_epi32(q, _mm_shuffle_epi32(q, 0xb1));
@@ -392,34 +481,15 @@ VNNI static void gemv_q8_0_vnni(int n, int nr, const uint8_t *w, size_t ws, cons
             dx[j] = lc_fp16_lut(x[b0 + j].d);
         }
         for (int r = 0; r < nr; r++) /* a row's sum continues from chunk to chunk, in block order */
-            y[r] = gemv_row_q8_0_vnni(b0 ? y[r] : 0.0f, nbc, (const block_q8_0 *)(w + (size_t)r * ws) + b0, x + b0, xs, dx);
+            y[r] = gemv_row_q8_0_vnni(b0 ? y[r] : 0.0f, nbc, (const block_q8_0 *)(w + (size_t)r * ws) + b0, x + b0, xs,
+                                      dx);
     }
 }
 
 VNNI static void gemm_q8_0_vnni(int n, int nr, int nt, const void *vw, size_t ws, const void *vx, size_t xs, float *y,
                                 size_t ldy) {
-    const uint8_t *w = vw, *x = vx;
-    const int nb = n / QK8_0;
-    float tmp[8];
-    if (nt == 1) {
-        gemv_q8_0_vnni(n, nr, w, ws, (const block_q8_0 *)x, y);
-        return;
-    }
-    for (int t = 0; t < nt; t += 8) {
-        const block_q8_0 *B[8];
-        for (int j = 0; j < 8; j++) B[j] = (const block_q8_0 *)(x + (size_t)LC_MIN(t + j, nt - 1) * xs);
-        const int ntj = LC_MIN(8, nt - t);
-        for (int r = 0; r < nr; r += 4) {
-            const block_q8_0 *A[4];
-            for (int a = 0; a < 4; a++) A[a] = (const block_q8_0 *)(w + (size_t)LC_MIN(r + a, nr - 1) * ws);
-            __m256 acc[4];
-            tile_q8_0_vnni(4, nb, A, B, acc);
-            for (int a = 0; a < LC_MIN(4, nr - r); a++) {
-                _mm256_storeu_ps(tmp, acc[a]);
-                for (int j = 0; j < ntj; j++) y[(size_t)(t + j) * ldy + r + a] = tmp[j];
-            }
-        }
-    }
+    if (nt == 1) gemv_q8_0_vnni(n, nr, vw, ws, (const block_q8_0 *)vx, y);
+    else gemm_q8_0_lanes(n, nr, nt, vw, ws, vx, xs, y, ldy);
 }
 
 VNNI static void vec_dot_q8_0_vnni(int n, float *s, const void *vw, const void *vx) {
@@ -454,6 +524,9 @@ void lc__kernels_fill_avx512(lc_kernels *k, const lc_cpu_features *cpu) {
     k->vec_dot[LC_TYPE_F32] = vec_dot_f32;
     k->vec_dot[LC_TYPE_F16] = vec_dot_f16;
     k->vec_dot[LC_TYPE_BF16] = vec_dot_bf16;
+    k->vec_mad[LC_TYPE_F32] = vec_mad_f32;
+    k->vec_mad[LC_TYPE_F16] = vec_mad_f16;
+    k->vec_mad[LC_TYPE_BF16] = vec_mad_bf16;
     k->gemm[LC_TYPE_F32] = gemm_f32;
     k->gemm[LC_TYPE_F16] = gemm_f16;
     k->gemm[LC_TYPE_BF16] = gemm_bf16;

@@ -57,7 +57,8 @@ static void fill_tables(void) {
             chosen = v;
         else
             LC_WARN("LLAMAC_CPU=%s: %s; using %s", want,
-                    v < V_COUNT ? "this CPU or build cannot run that kernel variant" : "unknown variant (ref, avx2, avx512, neon)",
+                    v < V_COUNT ? "this CPU or build cannot run that kernel variant"
+                                : "unknown variant (ref, avx2, avx512, neon)",
                     variant_names[best]);
     }
 }

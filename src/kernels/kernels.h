@@ -8,12 +8,15 @@
 ** forces a variant (an unsupported request falls back to the best available, with a warning).
 **
 ** Numerical contract (tests/test_kernels.c checks it):
+** - Batch invariance: within a variant, vec_dot, the GEMV (n_tok == 1) and the GEMM (n_tok > 1) give bit-identical
+**   results for the same (row, token), so a token's logits do not depend on what else is in the batch.
 ** - Integer-block types (Q8_0; later the other quants): every variant forms each block's integer dot product
 **   exactly, scales it as (float)sumi * (d_w * d_x) (one f32 rounding; d_w * d_x is exact for two fp16 values) and
-**   adds the blocks in order with separate f32 adds, so vec_dot and gemm are bit-identical to ref.c everywhere.
-** - Float types (F32, F16, BF16): products summed in f32 with several independent lanes; the result is within
-**   (n/4 + 32) * 2^-24 * sum|w_i x_i| of the exact dot (ref.c sums in double, as GGML's scalar path does).
-**   AVX-512 BF16 uses VDPBF16PS, which treats bf16 subnormals as zero; still within that bound for normal data.
+**   adds the blocks in order with separate f32 adds, so all variants are bit-identical to ref.c.
+** - Float types (F32, F16, BF16): products summed in f32 in a fixed per-variant order (several lanes and
+**   accumulators, 4096-element chunks); the result is within (n/4 + 32) * 2^-24 * sum|w_i x_i| of the exact dot
+**   (ref.c sums in double, as GGML's scalar path does). AVX-512 BF16 uses VDPBF16PS, which treats bf16 subnormals
+**   as zero; still within that bound for normal data.
 ** - from_float is bit-identical across variants: F16 and BF16 round to nearest even; Q8_0 is GGML's x86 form
 **   (d = amax/127, q = round-half-even(x * (127/amax))), see lc__quantize_row_q8_0_act.
 */
@@ -29,16 +32,20 @@ typedef void (*lc_vec_dot_fn)(int n, float *s, const void *w, const void *x);
 typedef void (*lc_from_float_fn)(const float *x, void *y, int64_t n);
 /* A tile of a matrix product: y[t*ldy + r] = dot(W row r, X row t) for r in [0, nr), t in [0, nt), rows of n
 ** elements. W rows (type T) are w_stride bytes apart, X rows (vec-dot type of T) x_stride bytes apart; rows need
-** only their element's alignment (4 bytes for F32, 2 otherwise). Same numbers as vec_dot for every (r, t) (exactly
-** for Q8_0, within the float bound otherwise). nt == 1 is the decode GEMV. No allocation, thread-safe. */
+** only their element's alignment (4 bytes for F32, 2 otherwise). Bit-identical to vec_dot for every (r, t).
+** nt == 1 is the decode GEMV. No allocation (stack buffers of at most 64 KiB), thread-safe. */
 typedef void (*lc_gemm_fn)(int n, int nr, int nt, const void *w, size_t w_stride, const void *x, size_t x_stride,
                            float *y, size_t ldy);
+/* y[i] = y[i] + a * x[i] for i < n, x a row of type T (F32, F16, BF16): one f32 multiply, then one f32 add (no FMA),
+** so every variant gives the same bits as the plain C loop `y[i] += a * x[i]` (attention's weighted sum of V). */
+typedef void (*lc_vec_mad_fn)(int n, float *y, const void *x, float a);
 
 typedef struct lc_kernels {
     const char *name; /* "ref", "avx2", "avx512", "neon" */
     lc_vec_dot_fn vec_dot[LC_TYPE_COUNT];      /* NULL: type not supported */
     lc_from_float_fn from_float[LC_TYPE_COUNT]; /* indexed by the vec-dot type */
     lc_gemm_fn gemm[LC_TYPE_COUNT];             /* indexed by weight type; NULL: matmul loops over vec_dot */
+    lc_vec_mad_fn vec_mad[LC_TYPE_COUNT];       /* F32, F16, BF16 */
 } lc_kernels;
 
 /* The variant in use (chosen once, thread-safe; initialises the base tables too). */

@@ -1,14 +1,20 @@
 /* neon.c - aarch64 kernels: Advanced SIMD with FEAT_FP16 and FEAT_DotProd (built with
 ** -march=armv8.2-a+fp16+dotprod; dispatch.c calls in only when getauxval reports asimdhp, fphp and asimddp).
 ** Float types: 4-lane f32 FMA (fp16 widened with FCVTL, so products are summed in f32 as on x86, not in fp16 as
-** llama.cpp's NEON path does) in one canonical order shared by vec_dot, GEMV (one row at a time) and GEMM (2 rows x
-** 3 tokens tiles), so results do not depend on the batch.
+** llama.cpp's NEON path does) in one canonical order shared by vec_dot, GEMV (one row at a time) and GEMM (4 rows x
+** 4 tokens tiles), so results do not depend on the batch.
 ** Q8_0: SDOT (signed x signed, no bias trick), each block's integer sum reduced exactly, scaled by d_w * d_x and
 ** added in block order: bit-identical to ref.c (kernels.h states the contract).
 */
 #include "kernels.h"
 
 #include <arm_neon.h>
+
+/* Float results must not depend on the compiler: clang fuses a * b + c into an FMA by default (GCC in -std=c11 mode
+** does not), which would change the bits the variants agree on. */
+#ifdef __clang__
+#pragma STDC FP_CONTRACT OFF
+#endif
 
 #define INLINE static inline __attribute__((always_inline))
 
@@ -92,22 +98,69 @@ INLINE void dot_float(const int T, int n, float *s, const void *w, const void *x
                    (const uint8_t *)x + (size_t)c0 * esz, 0, s, 0, c0 > 0);
 }
 
+/* The same sums for an RM x RN GEMM tile (RM, RN <= 4: 16 accumulators) in four phases: phase u accumulates what
+** accumulator u of tile_float does (the u-th 4-element piece of every 16-element step; phase 0 also the 4-element
+** steps after them), in the same order; partial sums wait on the stack between phases; then tile_float's reduction
+** and tail. Bit-identical to tile_float with 4x fewer registers per output. x: f32 rows, xs elements apart. */
+INLINE void phase_step(const int T, const int RM, const int RN, const uint8_t *w, size_t ws, const float *x,
+                       size_t xs, int i, float32x4_t acc[4][4]) {
+    float32x4_t b[4];
+#pragma GCC unroll 4
+    for (int j = 0; j < RN; j++) b[j] = vld1q_f32(x + j * xs + i);
+#pragma GCC unroll 4
+    for (int r = 0; r < RM; r++) {
+        const float32x4_t a = load4(T, w + r * ws, i);
+#pragma GCC unroll 4
+        for (int j = 0; j < RN; j++) acc[r][j] = vfmaq_f32(acc[r][j], a, b[j]);
+    }
+}
+
+INLINE void tile_phased(const int T, const int RM, const int RN, int n, const uint8_t *w, size_t ws, const float *x,
+                        size_t xs, float *y, size_t ldy, bool add) {
+    float32x4_t part[4][4][4]; /* [u][r][j] */
+    const int n16 = n / 16 * 16, n4 = n / 4 * 4;
+    for (int u = 0; u < 4; u++) {
+        float32x4_t acc[4][4];
+#pragma GCC unroll 4
+        for (int r = 0; r < RM; r++)
+#pragma GCC unroll 4
+            for (int j = 0; j < RN; j++) acc[r][j] = vdupq_n_f32(0);
+        for (int i = 4 * u; i < n16; i += 16) phase_step(T, RM, RN, w, ws, x, xs, i, acc);
+        if (u == 0)
+            for (int i = n16; i < n4; i += 4) phase_step(T, RM, RN, w, ws, x, xs, i, acc);
+#pragma GCC unroll 4
+        for (int r = 0; r < RM; r++)
+#pragma GCC unroll 4
+            for (int j = 0; j < RN; j++) part[u][r][j] = acc[r][j];
+    }
+#pragma GCC unroll 4
+    for (int r = 0; r < RM; r++)
+#pragma GCC unroll 4
+        for (int j = 0; j < RN; j++) {
+            float s =
+                vaddvq_f32(vaddq_f32(vaddq_f32(part[0][r][j], part[1][r][j]), vaddq_f32(part[2][r][j], part[3][r][j])));
+            for (int k = n4; k < n; k++) s += elem(T, w + r * ws, k) * x[j * xs + k];
+            y[j * ldy + r] = add ? y[j * ldy + r] + s : s;
+        }
+}
+
 static void vec_dot_f32(int n, float *s, const void *w, const void *x) { dot_float(LC_TYPE_F32, n, s, w, x); }
 static void vec_dot_f16(int n, float *s, const void *w, const void *x) { dot_float(LC_TYPE_F16, n, s, w, x); }
 static void vec_dot_bf16(int n, float *s, const void *w, const void *x) { dot_float(LC_TYPE_BF16, n, s, w, x); }
 
-/* GEMV (nt == 1): one weight row at a time, a single DRAM stream per thread. GEMM: tiles of 2 rows x 3 tokens over
-** a panel of W that stays in cache. F16/BF16 activations are widened to f32 once per chunk (48 KiB of stack). */
+/* GEMV (nt == 1): one weight row at a time, a single DRAM stream per thread. GEMM: 4 rows x 4 tokens phased tiles
+** over a panel of W that stays in cache. F16/BF16 activations are widened to f32 once per chunk (64 KiB of stack). */
 INLINE void gemm_float(const int T, int n, int nr, int nt, const void *vw, size_t ws, const void *vx, size_t xs,
                        float *y, size_t ldy) {
+    enum { RN = 4 };
     const size_t esz = T == LC_TYPE_F32 ? 4 : 2;
     const uint8_t *w = vw, *x = vx;
-    float xf[3][KCHUNK];
-    for (int t = 0; t < nt; t += 3) {
-        const int rn = LC_MIN(3, nt - t);
+    float xf[RN][KCHUNK];
+    for (int t = 0; t < nt; t += RN) {
+        const int rn = LC_MIN(RN, nt - t);
         for (int c0 = 0; c0 < n; c0 += KCHUNK) {
             const int nc = LC_MIN(KCHUNK, n - c0);
-            const void *xc = x + (size_t)t * xs + (size_t)c0 * esz;
+            const float *xc = (const float *)(x + (size_t)t * xs) + c0;
             size_t xstride = xs / 4; /* in elements */
             if (T != LC_TYPE_F32) {
                 for (int j = 0; j < rn; j++) {
@@ -122,17 +175,27 @@ INLINE void gemm_float(const int T, int n, int nr, int nt, const void *vw, size_
             const uint8_t *wc = w + (size_t)c0 * esz;
             float *yt = y + (size_t)t * ldy;
             const bool add = c0 > 0;
+            if (nt == 1) {
+                for (int r = 0; r < nr; r++)
+                    tile_float(T, LC_TYPE_F32, 1, 1, nc, wc + r * ws, ws, xc, xstride, yt + r, ldy, add);
+                continue;
+            }
             int r = 0;
-            if (nt > 1)
-                for (; r + 2 <= nr; r += 2) {
-                    if (rn == 3) tile_float(T, LC_TYPE_F32, 2, 3, nc, wc + r * ws, ws, xc, xstride, yt + r, ldy, add);
-                    else if (rn == 2) tile_float(T, LC_TYPE_F32, 2, 2, nc, wc + r * ws, ws, xc, xstride, yt + r, ldy, add);
-                    else tile_float(T, LC_TYPE_F32, 2, 1, nc, wc + r * ws, ws, xc, xstride, yt + r, ldy, add);
+            for (; r + 4 <= nr; r += 4) {
+                switch (rn) {
+                case 4: tile_phased(T, 4, 4, nc, wc + r * ws, ws, xc, xstride, yt + r, ldy, add); break;
+                case 3: tile_phased(T, 4, 3, nc, wc + r * ws, ws, xc, xstride, yt + r, ldy, add); break;
+                case 2: tile_phased(T, 4, 2, nc, wc + r * ws, ws, xc, xstride, yt + r, ldy, add); break;
+                default: tile_phased(T, 4, 1, nc, wc + r * ws, ws, xc, xstride, yt + r, ldy, add); break;
                 }
+            }
             for (; r < nr; r++) {
-                if (rn == 3) tile_float(T, LC_TYPE_F32, 1, 3, nc, wc + r * ws, ws, xc, xstride, yt + r, ldy, add);
-                else if (rn == 2) tile_float(T, LC_TYPE_F32, 1, 2, nc, wc + r * ws, ws, xc, xstride, yt + r, ldy, add);
-                else tile_float(T, LC_TYPE_F32, 1, 1, nc, wc + r * ws, ws, xc, xstride, yt + r, ldy, add);
+                switch (rn) {
+                case 4: tile_phased(T, 1, 4, nc, wc + r * ws, ws, xc, xstride, yt + r, ldy, add); break;
+                case 3: tile_phased(T, 1, 3, nc, wc + r * ws, ws, xc, xstride, yt + r, ldy, add); break;
+                case 2: tile_phased(T, 1, 2, nc, wc + r * ws, ws, xc, xstride, yt + r, ldy, add); break;
+                default: tile_phased(T, 1, 1, nc, wc + r * ws, ws, xc, xstride, yt + r, ldy, add); break;
+                }
             }
         }
     }
@@ -148,6 +211,17 @@ static void gemm_bf16(int n, int nr, int nt, const void *w, size_t ws, const voi
                       size_t ldy) {
     gemm_float(LC_TYPE_BF16, n, nr, nt, w, ws, x, xs, y, ldy);
 }
+
+/* y += a * x with a separate multiply and add (the bits of the scalar loop) */
+INLINE void mad_float(const int T, int n, float *y, const void *x, float a) {
+    const float32x4_t va = vdupq_n_f32(a);
+    int i = 0;
+    for (; i + 4 <= n; i += 4) vst1q_f32(y + i, vaddq_f32(vld1q_f32(y + i), vmulq_f32(va, load4(T, x, i))));
+    for (; i < n; i++) y[i] += a * elem(T, x, i);
+}
+static void vec_mad_f32(int n, float *y, const void *x, float a) { mad_float(LC_TYPE_F32, n, y, x, a); }
+static void vec_mad_f16(int n, float *y, const void *x, float a) { mad_float(LC_TYPE_F16, n, y, x, a); }
+static void vec_mad_bf16(int n, float *y, const void *x, float a) { mad_float(LC_TYPE_BF16, n, y, x, a); }
 
 /* ---------------------------------------------------------------------------------------------------------------
 ** Q8_0 */
@@ -314,6 +388,9 @@ void lc__kernels_fill_neon(lc_kernels *k) {
     k->vec_dot[LC_TYPE_F16] = vec_dot_f16;
     k->vec_dot[LC_TYPE_BF16] = vec_dot_bf16;
     k->vec_dot[LC_TYPE_Q8_0] = vec_dot_q8_0;
+    k->vec_mad[LC_TYPE_F32] = vec_mad_f32;
+    k->vec_mad[LC_TYPE_F16] = vec_mad_f16;
+    k->vec_mad[LC_TYPE_BF16] = vec_mad_bf16;
     k->gemm[LC_TYPE_F32] = gemm_f32;
     k->gemm[LC_TYPE_F16] = gemm_f16;
     k->gemm[LC_TYPE_BF16] = gemm_bf16;

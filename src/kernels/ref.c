@@ -7,6 +7,12 @@
 */
 #include "kernels.h"
 
+/* Float results must not depend on the compiler: clang fuses a * b + c into an FMA by default (GCC in -std=c11 mode
+** does not), which would change the bits the variants agree on. */
+#ifdef __clang__
+#pragma STDC FP_CONTRACT OFF
+#endif
+
 void lc__vec_dot_f32_ref(int n, float *s, const void *w, const void *x) {
     const float *a = w, *b = x;
     double sum = 0.0;
@@ -41,6 +47,19 @@ void lc__vec_dot_q8_0_ref(int n, float *s, const void *w, const void *x) {
     *s = sum;
 }
 
+static void vec_mad_f32(int n, float *y, const void *x, float a) {
+    const float *v = x;
+    for (int i = 0; i < n; i++) y[i] += a * v[i];
+}
+static void vec_mad_f16(int n, float *y, const void *x, float a) {
+    const lc_fp16 *v = x;
+    for (int i = 0; i < n; i++) y[i] += a * lc_fp16_lut(v[i]);
+}
+static void vec_mad_bf16(int n, float *y, const void *x, float a) {
+    const lc_bf16 *v = x;
+    for (int i = 0; i < n; i++) y[i] += a * lc_bf16_to_fp32(v[i]);
+}
+
 static void from_float_f32(const float *x, void *y, int64_t n) {
     if ((const void *)x != y) memmove(y, x, (size_t)n * sizeof(float));
 }
@@ -53,6 +72,9 @@ void lc__kernels_fill_ref(lc_kernels *k) {
     k->vec_dot[LC_TYPE_F16] = lc__vec_dot_f16_ref;
     k->vec_dot[LC_TYPE_BF16] = lc__vec_dot_bf16_ref;
     k->vec_dot[LC_TYPE_Q8_0] = lc__vec_dot_q8_0_ref;
+    k->vec_mad[LC_TYPE_F32] = vec_mad_f32;
+    k->vec_mad[LC_TYPE_F16] = vec_mad_f16;
+    k->vec_mad[LC_TYPE_BF16] = vec_mad_bf16;
     k->from_float[LC_TYPE_F32] = from_float_f32;
     k->from_float[LC_TYPE_F16] = from_float_f16;
     k->from_float[LC_TYPE_BF16] = from_float_bf16;

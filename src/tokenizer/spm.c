@@ -157,8 +157,11 @@ static bool is_mark(const char *s, size_t l) {
 /* When no piece holds a U+2581 right after another character (v->spm_word_split; true of SentencePiece vocabularies
 ** trained with split_by_whitespace, as Llama 2's), no piece - and so no merge - spans the start of a "▁" that follows
 ** a character other than "▁". Cutting the text there (at symbol boundaries of the whole text) gives exactly the ids of
-** the whole, with memory bounded by the longest chunk; chunks of at least SPM_CHUNK bytes keep the overhead low. */
+** the whole, with memory bounded by the longest chunk; chunks of at least SPM_CHUNK bytes keep the overhead low.
+** The fuzzer builds with a tiny SPM_CHUNK, so that its naive reference (on the uncut text) checks the cutting. */
+#ifndef SPM_CHUNK
 #define SPM_CHUNK 4096
+#endif
 
 int lc__spm_encode(const lc_vocab *v, const char *text, size_t len, int32_t **ids, size_t *n, size_t *cap) {
     if (len == 0) return LC_OK;
