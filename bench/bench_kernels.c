@@ -3,8 +3,9 @@
 ** GEMV (decode, n_tok = 1): a stack of Llama-3.2-1B-shaped matrices (n_embd 2048, n_ff 8192), larger than the
 ** last-level cache, multiplied in turn, so W streams from DRAM as in generation; reported in GB/s of weights read,
 ** next to a plain multi-threaded read of the same bytes (the ceiling). GEMM (prefill): n_tok tokens against one
-** 2048 x 8192 matrix, in GFLOP/s. Runs are short (the machine is shared): `bench_kernels [-t N] [-v VARIANT]
-** [-T TYPE] [-p N_TOK] [-s SECONDS] [-c]`; -c keeps one small matrix in cache to show the kernels' compute speed.
+** matrix of 8192 rows, in GFLOP/s. Runs are short (the machine is shared): `bench_kernels [-t N] [-v VARIANT]
+** [-T TYPE] [-p N_TOK] [-s SECONDS] [-c] [-k N_IN]`; -c keeps one small matrix in cache to show the kernels'
+** compute speed, -k sets the row length (2048 as Q/K/V/O and FFN up, 8192 as FFN down).
 */
 #include "../src/kernels/kernels.h"
 
@@ -87,6 +88,7 @@ static double time_runs(job *j, lc_pool_fn fn, double seconds, int *reps) {
 int main(int argc, char **argv) {
     int n_threads = 2, n_tok = 512;
     bool cached = false;
+    int n_in_opt = 2048;
     double seconds = 0.5;
     const char *only_variant = NULL, *only_type = NULL;
     for (int i = 1; i < argc; i++) {
@@ -96,9 +98,11 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "-p") && i + 1 < argc) n_tok = atoi(argv[++i]);
         else if (!strcmp(argv[i], "-s") && i + 1 < argc) seconds = atof(argv[++i]);
         else if (!strcmp(argv[i], "-c")) cached = true;
+        else if (!strcmp(argv[i], "-k") && i + 1 < argc) n_in_opt = atoi(argv[++i]);
         else {
             fprintf(stderr,
-                    "usage: %s [-t N] [-v ref|avx2|avx512|neon] [-T F32|F16|BF16|Q8_0] [-p N_TOK] [-s SEC] [-c]\n",
+                    "usage: %s [-t N] [-v ref|avx2|avx512|neon] [-T F32|F16|BF16|Q8_0] [-p N_TOK] [-s SEC] [-c]"
+                    " [-k N_IN]\n",
                     argv[0]);
             return 2;
         }
@@ -111,7 +115,9 @@ int main(int argc, char **argv) {
     }
     const char *variants[] = {"ref", "avx2", "avx512", "neon"};
     const int types[] = {LC_TYPE_F32, LC_TYPE_F16, LC_TYPE_BF16, LC_TYPE_Q8_0};
-    const int n_in = 2048, n_out = cached ? 128 : 8192; /* -c: one small matrix that stays in L2 (compute bound) */
+    /* -c: one small matrix that stays in L2 (compute bound); -k: row length (2048: attention/FFN-up shape; 8192:
+    ** FFN-down) */
+    const int n_in = n_in_opt, n_out = cached ? 128 : 8192;
     const size_t stack_bytes = cached ? 0 : (size_t)384 << 20; /* well past any L3 here */
     printf("threads %d (%s time), default variant %s; GEMV: %d x %d matrices, %zu MiB stack; GEMM: %d tokens\n",
            n_threads, use_cpu_time ? "cpu" : "wall", lc_cpu_variant(), n_out, n_in, stack_bytes >> 20, n_tok);

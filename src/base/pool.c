@@ -82,15 +82,20 @@ int lc_pool_new(int n_threads, lc_pool **out) {
         lc_pool_free(p);
         return LC_ERR(LC_E_NOMEM, "thread pool: out of memory");
     }
+    pthread_attr_t attr; /* kernels keep up to ~64 KiB of tiles on the stack; musl's default stack is 128 KiB */
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, (size_t)1 << 20);
     for (int i = 1; i < n_threads; i++) {
         p->workers[i].pool = p;
         p->workers[i].ith = i;
-        if (pthread_create(&p->threads[i], NULL, worker_main, &p->workers[i])) {
+        if (pthread_create(&p->threads[i], &attr, worker_main, &p->workers[i])) {
+            pthread_attr_destroy(&attr);
             p->n = i; /* join what started */
             lc_pool_free(p);
             return LC_ERR(LC_E_NOMEM, "thread pool: could not start thread %d of %d", i, n_threads);
         }
     }
+    pthread_attr_destroy(&attr);
     *out = p;
     return LC_OK;
 }

@@ -149,14 +149,19 @@ static void vec_dot_f32(int n, float *s, const void *w, const void *x) { dot_flo
 static void vec_dot_f16(int n, float *s, const void *w, const void *x) { dot_float(LC_TYPE_F16, n, s, w, x); }
 static void vec_dot_bf16(int n, float *s, const void *w, const void *x) { dot_float(LC_TYPE_BF16, n, s, w, x); }
 
-/* GEMV (nt == 1): one weight row at a time, a single DRAM stream per thread (interleaving rows, or reading one row
-** at several places, measured 2x slower). GEMM: 4 rows x 3 tokens phased tiles over a panel of W that stays in
-** cache. F16/BF16 activations are widened to f32 once per chunk (48 KiB of stack), so the tiles convert only W. */
+/* GEMV (nt == 1): vec_dot row after row, each row one DRAM stream from start to end (interleaving rows, or reading
+** a row at several places or in several passes, measured up to 2x slower). GEMM: 4 rows x 3 tokens phased tiles
+** over a panel of W that stays in cache; F16/BF16 activations are widened to f32 once per chunk (48 KiB of stack),
+** so the tiles convert only W. */
 INLINE void gemm_float(const int T, int n, int nr, int nt, const void *vw, size_t ws, const void *vx, size_t xs,
                        float *y, size_t ldy) {
     const size_t esz = T == LC_TYPE_F32 ? 4 : 2;
     const uint8_t *w = vw, *x = vx;
     float xf[3][KCHUNK] __attribute__((aligned(32)));
+    if (nt == 1) { /* GEMV: vec_dot row after row, each row one DRAM stream from start to end */
+        for (int r = 0; r < nr; r++) dot_float(T, n, y + r, w + (size_t)r * ws, x);
+        return;
+    }
     for (int t = 0; t < nt; t += 3) {
         const int rn = LC_MIN(3, nt - t);
         for (int c0 = 0; c0 < n; c0 += KCHUNK) {
@@ -176,11 +181,6 @@ INLINE void gemm_float(const int T, int n, int nr, int nt, const void *vw, size_
             const uint8_t *wc = w + (size_t)c0 * esz;
             float *yt = y + (size_t)t * ldy;
             const bool add = c0 > 0;
-            if (nt == 1) {
-                for (int r = 0; r < nr; r++)
-                    tile_float(T, LC_TYPE_F32, 1, 1, nc, wc + r * ws, ws, xc, xstride, yt + r, ldy, add);
-                continue;
-            }
             int r = 0;
             for (; r + 4 <= nr; r += 4) {
                 if (rn == 3) tile_phased(T, 4, 3, nc, wc + r * ws, ws, xc, xstride, yt + r, ldy, add);
@@ -299,7 +299,7 @@ INLINE float gemv_row_q8_0(float sum, int nb, const block_q8_0 *w, const block_q
 
 /* GEMV: one weight row at a time (a single DRAM stream per thread), activation scales expanded once per chunk. */
 static void gemv_q8_0(int n, int nr, const uint8_t *w, size_t ws, const block_q8_0 *x, float *y) {
-    enum { CHUNK = 256 };
+    enum { CHUNK = 1024 }; /* blocks whose scales are expanded at a time: rows up to 32768 stream in one pass */
     float dx[CHUNK];
     const int nb = n / QK8_0;
     for (int b0 = 0; b0 < nb; b0 += CHUNK) {

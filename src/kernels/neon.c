@@ -148,14 +148,19 @@ static void vec_dot_f32(int n, float *s, const void *w, const void *x) { dot_flo
 static void vec_dot_f16(int n, float *s, const void *w, const void *x) { dot_float(LC_TYPE_F16, n, s, w, x); }
 static void vec_dot_bf16(int n, float *s, const void *w, const void *x) { dot_float(LC_TYPE_BF16, n, s, w, x); }
 
-/* GEMV (nt == 1): one weight row at a time, a single DRAM stream per thread. GEMM: 4 rows x 4 tokens phased tiles
-** over a panel of W that stays in cache. F16/BF16 activations are widened to f32 once per chunk (64 KiB of stack). */
+/* GEMV (nt == 1): vec_dot row after row, each row one DRAM stream from start to end. GEMM: 4 rows x 4 tokens
+** phased tiles over a panel of W that stays in cache; F16/BF16 activations are widened to f32 once per chunk
+** (64 KiB of stack). */
 INLINE void gemm_float(const int T, int n, int nr, int nt, const void *vw, size_t ws, const void *vx, size_t xs,
                        float *y, size_t ldy) {
     enum { RN = 4 };
     const size_t esz = T == LC_TYPE_F32 ? 4 : 2;
     const uint8_t *w = vw, *x = vx;
     float xf[RN][KCHUNK];
+    if (nt == 1) { /* GEMV: vec_dot row after row, each row one DRAM stream from start to end */
+        for (int r = 0; r < nr; r++) dot_float(T, n, y + r, w + (size_t)r * ws, x);
+        return;
+    }
     for (int t = 0; t < nt; t += RN) {
         const int rn = LC_MIN(RN, nt - t);
         for (int c0 = 0; c0 < n; c0 += KCHUNK) {
@@ -175,11 +180,6 @@ INLINE void gemm_float(const int T, int n, int nr, int nt, const void *vw, size_
             const uint8_t *wc = w + (size_t)c0 * esz;
             float *yt = y + (size_t)t * ldy;
             const bool add = c0 > 0;
-            if (nt == 1) {
-                for (int r = 0; r < nr; r++)
-                    tile_float(T, LC_TYPE_F32, 1, 1, nc, wc + r * ws, ws, xc, xstride, yt + r, ldy, add);
-                continue;
-            }
             int r = 0;
             for (; r + 4 <= nr; r += 4) {
                 switch (rn) {
@@ -265,7 +265,7 @@ INLINE float gemv_row_q8_0(float sum, int nb, const block_q8_0 *w, const block_q
 }
 
 static void gemv_q8_0(int n, int nr, const uint8_t *w, size_t ws, const block_q8_0 *x, float *y) {
-    enum { CHUNK = 256 };
+    enum { CHUNK = 1024 }; /* blocks whose scales are expanded at a time: rows up to 32768 stream in one pass */
     float dx[CHUNK];
     const int nb = n / QK8_0;
     for (int b0 = 0; b0 < nb; b0 += CHUNK) {

@@ -111,6 +111,7 @@ static void attention(fwd_state *st, int il, int ith, int nth) {
     const float scale = 1.0f / sqrtf((float)hd);
     const bool f16 = c->p.kv_type == LC_TYPE_F16;
     const lc_vec_dot_fn dot = st->kern->vec_dot[f16 ? LC_TYPE_F16 : LC_TYPE_F32];
+    const lc_vec_mad_fn mad = st->kern->vec_mad[f16 ? LC_TYPE_F16 : LC_TYPE_F32]; /* out += w * V row */
     const uint8_t *K = c->k_cache[il], *V = c->v_cache[il];
     float *att = c->att + (size_t)ith * (c->p.n_ctx + 16);
     lc_fp16 *qh = (lc_fp16 *)((uint8_t *)c->qconv + (size_t)ith * (hd * 4 + 64));
@@ -155,14 +156,8 @@ static void attention(fwd_state *st, int il, int ith, int nth) {
         for (uint32_t j = 0; j < n_cells; j++) {
             if (att[j] == 0.0f) continue;
             float w = att[j] * inv;
-            if (f16) {
-                w = lc_fp16_lut(lc_fp32_to_fp16(w));
-                const lc_fp16 *vr = (const lc_fp16 *)(V + ((size_t)j * n_kv + (size_t)kvh * hd) * 2);
-                for (int d = 0; d < hd; d++) out[d] += w * lc_fp16_lut(vr[d]);
-            } else {
-                const float *vr = (const float *)(V + ((size_t)j * n_kv + (size_t)kvh * hd) * 4);
-                for (int d = 0; d < hd; d++) out[d] += w * vr[d];
-            }
+            if (f16) w = lc_fp16_lut(lc_fp32_to_fp16(w));
+            mad(hd, out, V + ((size_t)j * n_kv + (size_t)kvh * hd) * c->kv_elt, w);
         }
     }
 }
