@@ -395,7 +395,7 @@ static void stories_goldens(bool from_bin) {
 TEST(stories260K_gguf_matches_llama_cpp_goldens) { stories_goldens(false); }
 TEST(stories260K_bin_matches_llama_cpp_goldens) { stories_goldens(true); }
 
-/* ---- b) quantization goldens (one random model stored as F32, F16, BF16, Q8_0) -------------------------------- */
+/* ---- b) quantization goldens (one random model stored in every type llama-quantize makes) -------------------------------- */
 /* Bounds: llama.cpp multiplies F16 weights by activations rounded to F16, BF16 weights by BF16 activations, Q8_0
 ** weights by Q8_0-quantized activations; llamac does the same. Rounding is a step function: a 1e-7 difference
 ** upstream (summation order, expf) moves a value by a whole step now and then, and that propagates. The size of the
@@ -409,6 +409,12 @@ typedef struct quant_bound {
 } quant_bound;
 static const quant_bound QUANT_BOUNDS[] = {
     {"F32", 1e-4, 2e-3}, {"F16", 3e-3, 3e-3}, {"BF16", 1.5e-2, 1.5e-2}, {"Q8_0", 5e-2, 5e-2},
+    /* the other quantized files: activations quantized to Q8_0/Q8_1/Q8_K as llama.cpp does, same step-function
+    ** argument as Q8_0 (measured 2e-7 to 1.8e-2 with the scalar reference kernels) */
+    {"Q4_0", 5e-2, 5e-2}, {"Q4_1", 5e-2, 5e-2}, {"Q5_0", 5e-2, 5e-2}, {"Q5_1", 5e-2, 5e-2},
+    {"Q2_K", 5e-2, 5e-2}, {"Q3_K_S", 5e-2, 5e-2}, {"Q3_K_M", 5e-2, 5e-2}, {"Q3_K_L", 5e-2, 5e-2},
+    {"Q4_K_S", 5e-2, 5e-2}, {"Q4_K_M", 5e-2, 5e-2}, {"Q5_K_S", 5e-2, 5e-2}, {"Q5_K_M", 5e-2, 5e-2},
+    {"Q6_K", 5e-2, 5e-2}, {"IQ4_NL", 5e-2, 5e-2}, {"IQ4_XS", 5e-2, 5e-2},
 };
 
 TEST(quant_goldens_f32_f16_bf16_q8_0) {

@@ -586,12 +586,20 @@ TEST(dispatch_picks_a_runnable_variant) {
 #endif
     for (int t = 0; t < LC_TYPE_COUNT; t++) {
         const int vdt = lc_vec_dot_type(t);
-        const bool sup = t == LC_TYPE_F32 || t == LC_TYPE_F16 || t == LC_TYPE_BF16 || t == LC_TYPE_Q8_0;
+        const bool sup = lc_type_traits_of(t)->supported; /* every weight type the table says we compute with */
         CHECKF((vdt >= 0) == sup, "vec_dot_type(%d) = %d", t, vdt);
         if (vdt >= 0)
             for (int v = 0; v < N_VARIANTS; v++)
                 if (variant(v)) CHECK(variant(v)->vec_dot[t] && variant(v)->from_float[vdt]);
     }
+    /* the activation types GGML's CPU backend pairs with each weight type (ggml-cpu.c type_traits_cpu) */
+    CHECK_EQ_INT(lc_vec_dot_type(LC_TYPE_Q4_0), LC_TYPE_Q8_0);
+    CHECK_EQ_INT(lc_vec_dot_type(LC_TYPE_IQ4_NL), LC_TYPE_Q8_0);
+    CHECK_EQ_INT(lc_vec_dot_type(LC_TYPE_Q4_1), LC_TYPE_Q8_1);
+    CHECK_EQ_INT(lc_vec_dot_type(LC_TYPE_Q5_1), LC_TYPE_Q8_1);
+    CHECK_EQ_INT(lc_vec_dot_type(LC_TYPE_Q2_K), LC_TYPE_Q8_K);
+    CHECK_EQ_INT(lc_vec_dot_type(LC_TYPE_Q6_K), LC_TYPE_Q8_K);
+    CHECK_EQ_INT(lc_vec_dot_type(LC_TYPE_IQ4_XS), LC_TYPE_Q8_K);
     printf("        (variant %s; available:", k->name);
     for (int v = 0; v < N_VARIANTS; v++)
         if (variant(v)) printf(" %s", variant_names[v]);

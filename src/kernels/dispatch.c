@@ -5,6 +5,8 @@
 */
 #include "kernels.h"
 
+#include "../quant/quants.h"
+
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +25,14 @@ static void fill_tables(void) {
     (void)f;
     for (int v = 0; v < V_COUNT; v++) tables[v].name = variant_names[v];
     lc__kernels_fill_ref(&tables[V_REF]);
+    /* the other quantized formats: their scalar references (src/quant), inherited by every variant below until it
+    ** has its own kernels */
+    for (int t = 0; t < LC_TYPE_COUNT; t++) {
+        const lc_quant_ref *q = lc__quant_ref(t);
+        if (!q) continue;
+        if (q->vec_dot && !tables[V_REF].vec_dot[t]) tables[V_REF].vec_dot[t] = q->vec_dot;
+        if (!q->vec_dot && q->quantize && !tables[V_REF].from_float[t]) tables[V_REF].from_float[t] = q->quantize;
+    }
     available[V_REF] = true;
 #if defined(__x86_64__)
     if (f->avx2 && f->fma && f->f16c) {
@@ -83,6 +93,9 @@ int lc_vec_dot_type(int type) {
     case LC_TYPE_F16: return LC_TYPE_F16;
     case LC_TYPE_BF16: return LC_TYPE_BF16;
     case LC_TYPE_Q8_0: return LC_TYPE_Q8_0;
-    default: return -1;
+    default: {
+        const lc_quant_ref *q = lc__quant_ref(type);
+        return q && q->vec_dot ? q->vec_dot_type : -1;
+    }
     }
 }

@@ -69,7 +69,9 @@ static int bind(const gguf_file *f, const char *name, bool required, uint64_t ne
     return LC_OK;
 }
 
-static const char *supported_list(void) { return "F32, F16, BF16, Q8_0"; }
+static const char *supported_list(void) {
+    return "F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL, IQ4_XS";
+}
 
 /* A matrix used in a matmul: its type must have a kernel. */
 static int check_matmul_type(const gguf_file *f, const lc_weight *w) {
