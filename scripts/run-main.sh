@@ -30,7 +30,7 @@ cat >&2 <<BANNER
    made by \`llamac synth\`. It is not trained: the text below is gibberish BY DESIGN. It shows the whole
    pipeline working (load, tokenize, forward pass, sampling, streaming output).
 
-   To run a real model (any Llama 2 / 3 / 3.1 / 3.2 GGUF, F32/F16/BF16/Q8_0):
+   To run a real model (any Llama 2 / 3 / 3.1 / 3.2 GGUF: F32, F16, BF16, Q8_0, Q4_0 ... Q6_K, IQ4_NL, IQ4_XS):
      make run MODEL=path/to/model.gguf
      $(dirname "$bin")/llamac run -m path/to/model.gguf -p "Once upon a time" -n 128
   ============================================================================================================
