@@ -15,11 +15,11 @@ MODEL   ?=
 LIB_SRC := $(sort $(wildcard src/*/*.c))
 # Per-ISA kernel files are built only for their architecture, each with its own flags.
 ifeq ($(ARCH),x86_64)
-  LIB_SRC := $(filter-out src/kernels/neon.c,$(LIB_SRC))
+  LIB_SRC := $(filter-out src/kernels/neon%.c,$(LIB_SRC))
 else ifeq ($(ARCH),aarch64)
-  LIB_SRC := $(filter-out src/kernels/avx2.c src/kernels/avx512.c,$(LIB_SRC))
+  LIB_SRC := $(filter-out src/kernels/avx2%.c src/kernels/avx512%.c,$(LIB_SRC))
 else
-  LIB_SRC := $(filter-out src/kernels/neon.c src/kernels/avx2.c src/kernels/avx512.c,$(LIB_SRC))
+  LIB_SRC := $(filter-out src/kernels/neon%.c src/kernels/avx2%.c src/kernels/avx512%.c,$(LIB_SRC))
 endif
 FLAGS_avx2   := -mavx2 -mfma -mf16c
 # VNNI and BF16 are optional at run time: avx512.c enables them per function (target attributes), so the rest of
@@ -46,16 +46,28 @@ $(BUILD)/libllamac.a: $(LIB_OBJ)
 	@rm -f $@
 	$(AR) rcs $@ $^
 
-$(BUILD)/src/kernels/avx2.o: EXTRA_ISA := $(FLAGS_avx2)
-$(BUILD)/src/kernels/avx512.o: EXTRA_ISA := $(FLAGS_avx512)
-$(BUILD)/src/kernels/neon.o: EXTRA_ISA := $(FLAGS_neon)
+# src/kernels/avx2*.c, avx512*.c and neon*.c: one ISA each, compiled with its flags.
+# (A pattern's % matches at least one character, hence the plain names too.)
+$(BUILD)/src/kernels/avx2.o $(BUILD)/src/kernels/avx2_%.o: EXTRA_ISA := $(FLAGS_avx2)
+$(BUILD)/src/kernels/avx512.o $(BUILD)/src/kernels/avx512_%.o: EXTRA_ISA := $(FLAGS_avx512)
+$(BUILD)/src/kernels/neon.o $(BUILD)/src/kernels/neon_%.o: EXTRA_ISA := $(FLAGS_neon)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(EXTRA_ISA) -MMD -MP -c $< -o $@
 
+# Line editing for `llamac chat`: libedit (libedit-dev) when this compiler finds it (not in the ARM64 cross build,
+# which then reads lines with fgets).
+HAVE_LIBEDIT := $(shell echo 'char *readline(const char *); int main(void) { return readline == 0; }' | \
+                  $(CC) -x c - -ledit -o /dev/null >/dev/null 2>&1 && echo 1)
+ifeq ($(HAVE_LIBEDIT),1)
+  CLI_CFLAGS := -DLC_HAVE_LIBEDIT
+  CLI_LIBS   := -ledit
+endif
+$(CLI_OBJ): EXTRA_ISA := $(CLI_CFLAGS)
+
 $(BUILD)/llamac: $(CLI_OBJ) $(BUILD)/libllamac.a
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(CLI_LIBS)
 
 $(BUILD)/tests/%: $(BUILD)/tests/%.o $(TEST_COMMON_OBJ) $(BUILD)/libllamac.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
