@@ -51,6 +51,8 @@ $(BUILD)/libllamac.a: $(LIB_OBJ)
 $(BUILD)/src/kernels/avx2.o $(BUILD)/src/kernels/avx2_%.o: EXTRA_ISA := $(FLAGS_avx2)
 $(BUILD)/src/kernels/avx512.o $(BUILD)/src/kernels/avx512_%.o: EXTRA_ISA := $(FLAGS_avx512)
 $(BUILD)/src/kernels/neon.o $(BUILD)/src/kernels/neon_%.o: EXTRA_ISA := $(FLAGS_neon)
+# the quantized types' kernels (qdot_impl.h) rely on the vectoriser for their unpacking loops
+$(BUILD)/src/kernels/avx2_quants.o $(BUILD)/src/kernels/avx512_quants.o $(BUILD)/src/kernels/neon_quants.o: EXTRA_ISA += -O3
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)

@@ -424,6 +424,5 @@ void lc__kernels_fill_avx2(lc_kernels *k) {
     k->from_float[LC_TYPE_F16] = from_float_f16;
     k->from_float[LC_TYPE_BF16] = from_float_bf16;
     k->from_float[LC_TYPE_Q8_0] = from_float_q8_0;
-    lc__kernels_fill_avx2_legacy(k);
-    lc__kernels_fill_avx2_kquants(k);
+    lc__kernels_fill_avx2_quants(k);
 }

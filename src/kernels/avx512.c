@@ -592,6 +592,5 @@ void lc__kernels_fill_avx512(lc_kernels *k, const lc_cpu_features *cpu) {
         k->vec_dot[LC_TYPE_Q8_0] = vec_dot_q8_0_vnni;
         k->gemm[LC_TYPE_Q8_0] = gemm_q8_0_vnni;
     }
-    lc__kernels_fill_avx512_legacy(k, cpu);
-    lc__kernels_fill_avx512_kquants(k, cpu);
+    lc__kernels_fill_avx512_quants(k, cpu);
 }

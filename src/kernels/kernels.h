@@ -81,11 +81,10 @@ void lc__kernels_fill_ref(lc_kernels *k);
 void lc__kernels_fill_avx2(lc_kernels *k);
 void lc__kernels_fill_avx512(lc_kernels *k, const lc_cpu_features *cpu);
 void lc__kernels_fill_neon(lc_kernels *k);
-/* The quantized families, one file per ISA and family, called at the end of the fill function above them. */
-void lc__kernels_fill_avx2_legacy(lc_kernels *k);
-void lc__kernels_fill_avx2_kquants(lc_kernels *k);
-void lc__kernels_fill_avx512_legacy(lc_kernels *k, const lc_cpu_features *cpu);
-void lc__kernels_fill_avx512_kquants(lc_kernels *k, const lc_cpu_features *cpu);
+/* The 4/5-bit, K-quant and IQ4 types (qdot_impl.h compiled per ISA: avx2_quants.c, avx512_quants.c,
+** neon_quants.c), called at the end of the fill function above them. */
+void lc__kernels_fill_avx2_quants(lc_kernels *k);
+void lc__kernels_fill_avx512_quants(lc_kernels *k, const lc_cpu_features *cpu);
 void lc__kernels_fill_neon_quants(lc_kernels *k);
 
 /* ref.c's kernels, also used by the ISA files for the types they do not accelerate and by tests. */

@@ -1,6 +1,31 @@
-/* neon_quants.c - NEON kernels of Q4_0..Q5_1, IQ4_NL, Q2_K..Q6_K, IQ4_XS. (Being written: the table keeps the reference kernels until then.) */
+/* neon_quants.c - the 4/5-bit, K-quant and IQ4 kernels (qdot_impl.h) with the ARMv8.2 dot-product instruction
+** (SDOT: four signed 8-bit products summed into each 32-bit lane).
+*/
 #include "kernels.h"
 
-void lc__kernels_fill_neon_quants(lc_kernels *k) {
-    (void)k;
+#include "../quant/quants.h"
+
+#include <arm_neon.h>
+
+#define QD_ATTR
+
+static inline int32_t qd_idot32(const int8_t *q, const int8_t *x) {
+    int32x4_t acc = vdotq_s32(vdupq_n_s32(0), vld1q_s8(q), vld1q_s8(x));
+    acc = vdotq_s32(acc, vld1q_s8(q + 16), vld1q_s8(x + 16));
+    return vaddvq_s32(acc);
 }
+
+static inline int32_t qd_idot256(const int8_t *q, const int8_t *x, const int32_t *sc) {
+    int32x4_t acc = vdupq_n_s32(0);
+    for (int g = 0; g < 16; g++) {
+        const int32x4_t p = vdotq_s32(vdupq_n_s32(0), vld1q_s8(q + 16 * g), vld1q_s8(x + 16 * g));
+        acc = vmlaq_n_s32(acc, p, sc[g]);
+    }
+    return vaddvq_s32(acc);
+}
+
+#define QD_IDOT32 qd_idot32
+#define QD_IDOT256 qd_idot256
+#include "qdot_impl.h"
+
+void lc__kernels_fill_neon_quants(lc_kernels *k) { qd_fill(k); }

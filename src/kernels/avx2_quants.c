@@ -1,0 +1,47 @@
+/* avx2_quants.c - the 4/5-bit, K-quant and IQ4 kernels (qdot_impl.h) with AVX2 integer dot products: |w| times
+** sign(x, w) through VPMADDUBSW (products of a weight in -128..127 and an activation in -127..127 never saturate
+** the 16-bit pair sums), then VPMADDWD into 32-bit lanes.
+*/
+#include "kernels.h"
+
+#include "../quant/quants.h"
+
+#include <immintrin.h>
+
+#define QD_ATTR
+
+static inline __m256i qd_mul_i8(__m256i w, __m256i x) {
+    const __m256i p = _mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(x, w));
+    return _mm256_madd_epi16(p, _mm256_set1_epi16(1));
+}
+
+static inline int32_t qd_hsum(__m256i p) {
+    __m128i q = _mm_add_epi32(_mm256_castsi256_si128(p), _mm256_extracti128_si256(p, 1));
+    q = _mm_add_epi32(q, _mm_shuffle_epi32(q, 0x4e));
+    q = _mm_add_epi32(q, _mm_shuffle_epi32(q, 0xb1));
+    return _mm_cvtsi128_si32(q);
+}
+
+static inline int32_t qd_idot32(const int8_t *q, const int8_t *x) {
+    return qd_hsum(qd_mul_i8(_mm256_loadu_si256((const __m256i *)q), _mm256_loadu_si256((const __m256i *)x)));
+}
+
+/* 32 bytes = groups 2c (lanes 0..3 after VPMADDWD) and 2c+1 (lanes 4..7), each times its scale. */
+static inline int32_t qd_idot256(const int8_t *q, const int8_t *x, const int32_t *sc) {
+    const __m256i spread = _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1);
+    __m256i acc = _mm256_setzero_si256();
+    for (int c = 0; c < 8; c++) {
+        const __m256i p = qd_mul_i8(_mm256_loadu_si256((const __m256i *)(q + 32 * c)),
+                                    _mm256_loadu_si256((const __m256i *)(x + 32 * c)));
+        const __m256i s = _mm256_permutevar8x32_epi32(_mm256_castsi128_si256(_mm_loadl_epi64((const __m128i *)(sc + 2 * c))),
+                                                      spread);
+        acc = _mm256_add_epi32(acc, _mm256_mullo_epi32(p, s));
+    }
+    return qd_hsum(acc);
+}
+
+#define QD_IDOT32 qd_idot32
+#define QD_IDOT256 qd_idot256
+#include "qdot_impl.h"
+
+void lc__kernels_fill_avx2_quants(lc_kernels *k) { qd_fill(k); }
