@@ -58,18 +58,8 @@ $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(EXTRA_ISA) -MMD -MP -c $< -o $@
 
-# Line editing for `llamac chat`: libedit (libedit-dev) when this compiler finds it (not in the ARM64 cross build,
-# which then reads lines with fgets).
-HAVE_LIBEDIT := $(shell echo 'char *readline(const char *); int main(void) { return readline == 0; }' | \
-                  $(CC) -x c - -ledit -o /dev/null >/dev/null 2>&1 && echo 1)
-ifeq ($(HAVE_LIBEDIT),1)
-  CLI_CFLAGS := -DLC_HAVE_LIBEDIT
-  CLI_LIBS   := -ledit
-endif
-$(CLI_OBJ): EXTRA_ISA := $(CLI_CFLAGS)
-
 $(BUILD)/llamac: $(CLI_OBJ) $(BUILD)/libllamac.a
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(CLI_LIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/tests/%: $(BUILD)/tests/%.o $(TEST_COMMON_OBJ) $(BUILD)/libllamac.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)

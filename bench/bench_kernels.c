@@ -8,6 +8,7 @@
 ** compute speed, -k sets the row length (2048 as Q/K/V/O and FFN up, 8192 as FFN down).
 */
 #include "../src/kernels/kernels.h"
+#include "../src/quant/quants.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -101,7 +102,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "-k") && i + 1 < argc) n_in_opt = atoi(argv[++i]);
         else {
             fprintf(stderr,
-                    "usage: %s [-t N] [-v ref|avx2|avx512|neon] [-T F32|F16|BF16|Q8_0] [-p N_TOK] [-s SEC] [-c]"
+                    "usage: %s [-t N] [-v ref|avx2|avx512|neon] [-T TYPE] [-p N_TOK] [-s SEC] [-c]"
                     " [-k N_IN]\n",
                     argv[0]);
             return 2;
@@ -114,14 +115,17 @@ int main(int argc, char **argv) {
         return 1;
     }
     const char *variants[] = {"ref", "avx2", "avx512", "neon"};
-    const int types[] = {LC_TYPE_F32, LC_TYPE_F16, LC_TYPE_BF16, LC_TYPE_Q8_0};
+    const int types[] = {LC_TYPE_F32,  LC_TYPE_F16,  LC_TYPE_BF16,   LC_TYPE_Q8_0, LC_TYPE_Q4_0, LC_TYPE_Q4_1,
+                         LC_TYPE_Q5_0, LC_TYPE_Q5_1, LC_TYPE_IQ4_NL, LC_TYPE_Q2_K, LC_TYPE_Q3_K, LC_TYPE_Q4_K,
+                         LC_TYPE_Q5_K, LC_TYPE_Q6_K, LC_TYPE_IQ4_XS};
+    const int n_types = (int)(sizeof types / sizeof *types);
     /* -c: one small matrix that stays in L2 (compute bound); -k: row length (2048: attention/FFN-up shape; 8192:
     ** FFN-down) */
     const int n_in = n_in_opt, n_out = cached ? 128 : 8192;
     const size_t stack_bytes = cached ? 0 : (size_t)384 << 20; /* well past any L3 here */
     printf("threads %d (%s time), default variant %s; GEMV: %d x %d matrices, %zu MiB stack; GEMM: %d tokens\n",
            n_threads, use_cpu_time ? "cpu" : "wall", lc_cpu_variant(), n_out, n_in, stack_bytes >> 20, n_tok);
-    for (int ti = 0; ti < 4; ti++) {
+    for (int ti = 0; ti < n_types; ti++) {
         const int t = types[ti];
         if (only_type && strcmp(only_type, lc_type_name(t))) continue;
         job j = {0};
@@ -141,7 +145,8 @@ int main(int argc, char **argv) {
                 if (t == LC_TYPE_F32) memcpy(row, tmp, sizeof(float) * n_in);
                 else if (t == LC_TYPE_F16) lc_fp32_to_fp16_row(tmp, (lc_fp16 *)row, n_in);
                 else if (t == LC_TYPE_BF16) lc_fp32_to_bf16_row(tmp, (lc_bf16 *)row, n_in);
-                else lc_quantize_row_q8_0_ref(tmp, (block_q8_0 *)row, n_in);
+                else if (t == LC_TYPE_Q8_0) lc_quantize_row_q8_0_ref(tmp, (block_q8_0 *)row, n_in);
+                else lc__quant_ref(t)->quantize(tmp, row, n_in);
             }
         }
         j.X = malloc(sizeof(float) * (size_t)n_in * (size_t)n_tok);

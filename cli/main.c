@@ -15,11 +15,6 @@ int cmd_tokenize(int argc, char **argv);   /* cmd_tokenize.c */
 int cmd_detokenize(int argc, char **argv); /* cmd_tokenize.c */
 int cmd_quantize(int argc, char **argv);   /* cmd_quantize.c */
 int cmd_perplexity(int argc, char **argv); /* cmd_perplexity.c */
-int cmd_template(int argc, char **argv);   /* cmd_template.c */
-int cmd_chat(int argc, char **argv);       /* cmd_chat.c */
-int cmd_train_tokenizer(int argc, char **argv); /* cmd_train_tokenizer.c */
-int cmd_train(int argc, char **argv);      /* cmd_train.c */
-int cmd_finetune(int argc, char **argv);   /* cmd_finetune.c */
 
 static const command commands[] = {
     {"run", cmd_run, "generate text from a prompt, streamed to stdout"},
@@ -31,11 +26,6 @@ static const command commands[] = {
     {"detokenize", cmd_detokenize, "token ids to text"},
     {"quantize", cmd_quantize, "convert a GGUF's weights to Q4_K_M, Q8_0, ... (llama-quantize's recipes)"},
     {"perplexity", cmd_perplexity, "perplexity of a text file, in chunks (as llama-perplexity)"},
-    {"chat", cmd_chat, "interactive chat with the model's own template; tool calls (Llama 3.1)"},
-    {"template", cmd_template, "render a chat template (the model's or a .jinja file) for given messages"},
-    {"train-tokenizer", cmd_train_tokenizer, "train a byte-level BPE tokenizer on text files"},
-    {"train", cmd_train, "pre-train a small Llama from scratch on text files"},
-    {"finetune", cmd_finetune, "LoRA fine-tuning of a model on text or chat JSONL; writes a GGUF adapter"},
 };
 #define N_COMMANDS (sizeof commands / sizeof *commands)
 
@@ -47,7 +37,7 @@ static void overview(FILE *f) {
             "\n"
             "commands:\n",
             LC_VERSION);
-    for (size_t i = 0; i < N_COMMANDS; i++) fprintf(f, "  %-15s %s\n", commands[i].name, commands[i].summary);
+    for (size_t i = 0; i < N_COMMANDS; i++) fprintf(f, "  %-11s %s\n", commands[i].name, commands[i].summary);
     fprintf(f, "\n"
                "examples:\n"
                "  llamac run -m model.gguf -p \"Once upon a time\" -n 64\n"

@@ -342,29 +342,6 @@ lc_quantize_params lc_quantize_default_params(void);
 ** split files), LC_E_FORMAT (malformed input or NaN/Inf in a tensor), LC_E_IO, LC_E_NOMEM. */
 int lc_quantize_file(const char *in_path, const char *out_path, const lc_quantize_params *p, lc_quantize_result *res);
 
-/* ---- chat templates (src/chat) ------------------------------------------------------------------------------
-** A Jinja engine for the subset real chat templates use, rendering byte-for-byte as Python's Jinja2 does with Hugging
-** Face's settings (trim_blocks, lstrip_blocks, loop controls, tojson = json.dumps(ensure_ascii=False), a
-** raise_exception global). Errors (syntax, unsupported construct, raise_exception, undefined access Jinja2 refuses)
-** return LC_E_FORMAT with a message "<name>:<line>:<col>: <what>". */
-typedef struct lc_template lc_template;
-
-/* Parses a template's source (name is used in messages, e.g. the file or "tokenizer.chat_template"). *out owned by
-** the caller: lc_template_free. A template is immutable after parsing: render may run on several threads at once. */
-int lc_template_parse(const char *src, size_t len, const char *name, lc_template **out);
-void lc_template_free(lc_template *t);
-/* Renders t with the variables of vars_json, a JSON object text (e.g. {"messages": [...], "tools": null,
-** "add_generation_prompt": true, "bos_token": "<s>", "date_string": "26 Jul 2024"}). *out is a NUL-terminated
-** string of *out_len bytes (may contain no other NUL), freed with lc_free. Bad vars_json: LC_E_INVALID naming the
-** offset. */
-int lc_template_render(const lc_template *t, const char *vars_json, size_t vars_len, char **out, size_t *out_len);
-/* The chat template of m: tokenizer.chat_template when present (*builtin = false), else the official template of
-** m's family (Llama 2 or Llama 3.x, told by the vocabulary) with *builtin = true (the caller warns). The source stays
-** valid while m lives. LC_E_UNSUPPORTED when m has neither. */
-int lc_model_chat_template(const lc_model *m, const char **src, size_t *len, bool *builtin);
-/* Frees memory the library returned (rendered text, tool calls). NULL is a no-op. */
-void lc_free(void *p);
-
 /* ---- misc --------------------------------------------------------------------------------------------------- */
 int lc_n_cores(void);
 double lc_time_s(void); /* monotonic seconds */

@@ -42,6 +42,7 @@ static inline int32_t qd_idot256(const int8_t *q, const int8_t *x, const int32_t
 
 #define QD_IDOT32 qd_idot32
 #define QD_IDOT256 qd_idot256
+#define QD_IDOT32V(v, x) qd_hsum(qd_mul_i8((__m256i)(v), _mm256_loadu_si256((const __m256i *)(x))))
 #include "qdot_impl.h"
 
 void lc__kernels_fill_avx2_quants(lc_kernels *k) { qd_fill(k); }

@@ -25,25 +25,23 @@ QD_ATTR static inline int32_t qd_idot32(const int8_t *q, const int8_t *x) {
     return qd_hsum(qd_mul_i8(_mm256_loadu_si256((const __m256i *)q), _mm256_loadu_si256((const __m256i *)x)));
 }
 
-/* 64 bytes = groups 4c..4c+3 (lanes 4g..4g+3 of VPDPBUSD), each times its scale. */
+/* 32 bytes = groups 2c (lanes 0..3) and 2c+1 (lanes 4..7), each times its scale. (32-byte loads: the unpacked
+** quants were just stored 32 bytes at a time, and a wider load would not be forwarded from those stores.) */
 QD_ATTR static inline int32_t qd_idot256(const int8_t *q, const int8_t *x, const int32_t *sc) {
-    const __m512i spread = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
-    __m512i acc = _mm512_setzero_si512();
-    for (int c = 0; c < 4; c++) {
-        const __m512i w = _mm512_loadu_si512(q + 64 * c), xv = _mm512_loadu_si512(x + 64 * c);
-        /* sign(x, w) for 64 bytes: negate x where w < 0, zero where w == 0 */
-        const __mmask64 neg = _mm512_movepi8_mask(w), zero = _mm512_testn_epi8_mask(w, w);
-        __m512i sx = _mm512_mask_sub_epi8(xv, neg, _mm512_setzero_si512(), xv);
-        sx = _mm512_maskz_mov_epi8(~zero, sx);
-        const __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_abs_epi8(w), sx);
-        const __m512i s = _mm512_permutexvar_epi32(spread, _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)(sc + 4 * c))));
-        acc = _mm512_add_epi32(acc, _mm512_mullo_epi32(p, s));
+    const __m256i spread = _mm256_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1);
+    __m256i acc = _mm256_setzero_si256();
+    for (int c = 0; c < 8; c++) {
+        const __m256i p = qd_mul_i8(_mm256_loadu_si256((const __m256i *)(q + 32 * c)),
+                                    _mm256_loadu_si256((const __m256i *)(x + 32 * c)));
+        const __m256i s = _mm256_permutexvar_epi32(spread, _mm256_castsi128_si256(_mm_loadl_epi64((const __m128i *)(sc + 2 * c))));
+        acc = _mm256_add_epi32(acc, _mm256_mullo_epi32(p, s));
     }
-    return _mm512_reduce_add_epi32(acc);
+    return qd_hsum(acc);
 }
 
 #define QD_IDOT32 qd_idot32
 #define QD_IDOT256 qd_idot256
+#define QD_IDOT32V(v, x) qd_hsum(qd_mul_i8((__m256i)(v), _mm256_loadu_si256((const __m256i *)(x))))
 #include "qdot_impl.h"
 
 void lc__kernels_fill_avx512_quants(lc_kernels *k, const lc_cpu_features *cpu) {

@@ -6,6 +6,7 @@
 #include "../quant/quants.h"
 
 #include <arm_neon.h>
+#include <string.h>
 
 #define QD_ATTR
 
@@ -24,8 +25,16 @@ static inline int32_t qd_idot256(const int8_t *q, const int8_t *x, const int32_t
     return vaddvq_s32(acc);
 }
 
+typedef uint8_t qd_neon_u8x32 __attribute__((vector_size(32)));
+static inline int32_t qd_idot32v_neon(qd_neon_u8x32 v, const int8_t *x) {
+    int8_t q[32];
+    memcpy(q, &v, 32); /* register moves after optimisation */
+    return qd_idot32(q, x);
+}
+
 #define QD_IDOT32 qd_idot32
 #define QD_IDOT256 qd_idot256
+#define QD_IDOT32V(v, x) qd_idot32v_neon((v), (x))
 #include "qdot_impl.h"
 
 void lc__kernels_fill_neon_quants(lc_kernels *k) { qd_fill(k); }

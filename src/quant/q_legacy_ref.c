@@ -215,7 +215,10 @@ void lc__vec_dot_q4_0_ref(int n, float *s, const void *vw, const void *vx) {
     float sum = 0.0f;
     for (int b = 0; b < n / QK4_0; b++) {
         const int isum = dot_q4_block(w[b].qs, 8, x[b].qs);
-        sum += (float)isum * lc_fp16_to_fp32(w[b].d) * lc_fp16_to_fp32(x[b].d);
+        /* d_w * d_x is exact (two fp16 values), so this is one rounding of the exact block product - the form of
+        ** Q8_0, which lets the SIMD GEMM run Q4_0 rows through the Q8_0 kernels (GGML's scalar code rounds twice,
+        ** (isum * d_w) * d_x; its AVX2 code uses this product). */
+        sum += (float)isum * (lc_fp16_to_fp32(w[b].d) * lc_fp16_to_fp32(x[b].d));
     }
     *s = sum;
 }
