@@ -40,6 +40,20 @@ static inline int32_t qd_idot256(const int8_t *q, const int8_t *x, const int32_t
     return qd_hsum(acc);
 }
 
+static inline void qd_hsum8(const __m256i v[8], int32_t *out) {
+    const __m256i h01 = _mm256_hadd_epi32(v[0], v[1]), h23 = _mm256_hadd_epi32(v[2], v[3]);
+    const __m256i h45 = _mm256_hadd_epi32(v[4], v[5]), h67 = _mm256_hadd_epi32(v[6], v[7]);
+    const __m256i q0 = _mm256_hadd_epi32(h01, h23), q1 = _mm256_hadd_epi32(h45, h67);
+    _mm256_storeu_si256((__m256i *)out, _mm256_add_epi32(_mm256_permute2x128_si256(q0, q1, 0x20),
+                                                         _mm256_permute2x128_si256(q0, q1, 0x31)));
+}
+#define QD_IDOT32X8(Q, X, out)                                                                                         \
+    do {                                                                                                             \
+        __m256i p_[8];                                                                                               \
+        for (int j = 0; j < 8; j++) p_[j] = qd_mul_i8((__m256i)(Q), _mm256_loadu_si256((const __m256i *)(X)));       \
+        qd_hsum8(p_, out);                                                                                           \
+    } while (0)
+
 #define QD_IDOT32 qd_idot32
 #define QD_IDOT256 qd_idot256
 #define QD_IDOT32V(v, x) qd_hsum(qd_mul_i8((__m256i)(v), _mm256_loadu_si256((const __m256i *)(x))))

@@ -32,6 +32,11 @@ static inline int32_t qd_idot32v_neon(qd_neon_u8x32 v, const int8_t *x) {
     return qd_idot32(q, x);
 }
 
+#define QD_IDOT32X8(Q, X, out)                                                                                         \
+    do {                                                                                                             \
+        for (int j = 0; j < 8; j++) (out)[j] = QD_IDOT32V(Q, X);                                                     \
+    } while (0)
+
 #define QD_IDOT32 qd_idot32
 #define QD_IDOT256 qd_idot256
 #define QD_IDOT32V(v, x) qd_idot32v_neon((v), (x))

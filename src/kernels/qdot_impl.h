@@ -4,6 +4,7 @@
 ** Each weight block is first unpacked into signed 8-bit values (and, for the 256-element types, one integer scale per
 ** 16 elements), then multiplied with the activation block by the ISA's primitive:
 **   QD_IDOT32(q, x)          exact int32 sum of q[i]*x[i], i < 32 (QD_IDOT32V: q given as a qd_u8x32 vector)
+**   QD_IDOT32X8(Q, X, out)   out[j] = QD_IDOT32V(Q, X) for j = 0..7 (Q, X expressions in j), one reduction for 8
 **   QD_IDOT256(q, x, sc)     exact int32 sum over g < 16 of sc[g] * sum of q[i]*x[i] over i in group g (16 each)
 ** The integer sums are exact, so they equal the reference's whatever the order; the float side of every block is
 ** the reference's expression (src/quant/q_*_ref.c), evaluated in the same order, and blocks are added in order:
@@ -240,8 +241,14 @@ QD_ATTR static inline void up256_iq4_xs(const void *b, int8_t *q, int32_t *sc) {
         const WT *w = vw;                                                                                            \
         const XT *x = vx;                                                                                            \
         float sum = 0.0f;                                                                                            \
-        for (int b = 0; b < n / 32; b++)                                                                             \
-            sum += fin_##NAME(&w[b], &x[b], QD_IDOT32V(up32_##NAME(&w[b]), x[b].qs));                                \
+        const int nb = n / 32;                                                                                       \
+        int b = 0;                                                                                                   \
+        for (; b + 8 <= nb; b += 8) { /* 8 blocks per horizontal reduction; the float side block by block */         \
+            int32_t is[8];                                                                                           \
+            QD_IDOT32X8(up32_##NAME(&w[b + j]), x[b + j].qs, is);                                                    \
+            for (int j = 0; j < 8; j++) sum += fin_##NAME(&w[b + j], &x[b + j], is[j]);                              \
+        }                                                                                                            \
+        for (; b < nb; b++) sum += fin_##NAME(&w[b], &x[b], QD_IDOT32V(up32_##NAME(&w[b]), x[b].qs));                \
         *s = sum;                                                                                                    \
     }                                                                                                                \
     QD_ATTR static void gemm_##NAME##_blocks(int n, int nr, int nt, const void *vw, size_t ws, const void *vx,      \
