@@ -342,6 +342,28 @@ lc_quantize_params lc_quantize_default_params(void);
 ** split files), LC_E_FORMAT (malformed input or NaN/Inf in a tensor), LC_E_IO, LC_E_NOMEM. */
 int lc_quantize_file(const char *in_path, const char *out_path, const lc_quantize_params *p, lc_quantize_result *res);
 
+/* ---- chat templates (src/chat) ------------------------------------------------------------------------------
+** A Jinja engine for the subset chat templates use, rendering byte for byte as Python's Jinja2 does with Hugging
+** Face's settings (trim_blocks, lstrip_blocks, loop controls, tojson = json.dumps(ensure_ascii=False), a
+** raise_exception global). Errors (syntax, an unsupported construct, raise_exception, what Jinja2 refuses at render
+** time) return LC_E_FORMAT with the message "<name>:<line>:<col>: <what>". */
+typedef struct lc_template lc_template;
+
+/* Parses a template (name is used in messages: a file name, "tokenizer.chat_template"). *out owned by the caller:
+** lc_template_free. A parsed template is immutable: renders may run on several threads at once. */
+int lc_template_parse(const char *src, size_t len, const char *name, lc_template **out);
+void lc_template_free(lc_template *t);
+/* Renders t with the variables of vars_json, a JSON object (e.g. {"messages": [...], "tools": null,
+** "add_generation_prompt": true, "bos_token": "<s>"}). *out: NUL-terminated, *out_len bytes (out_len may be NULL),
+** freed with lc_free. Bad vars_json: LC_E_INVALID naming the byte offset. */
+int lc_template_render(const lc_template *t, const char *vars_json, size_t vars_len, char **out, size_t *out_len);
+/* The chat template of m: its tokenizer.chat_template (*builtin = false), or, when it has none, llamac's template
+** for its family (Llama 3.x for a byte-level BPE vocabulary, Llama 2 for SentencePiece) with *builtin = true (the
+** caller should warn). The text stays valid while m lives. LC_E_UNSUPPORTED: no vocabulary to tell the family. */
+int lc_model_chat_template(const lc_model *m, const char **src, size_t *len, bool *builtin);
+/* Frees memory the library returned (rendered text). NULL is a no-op. */
+void lc_free(void *p);
+
 /* ---- misc --------------------------------------------------------------------------------------------------- */
 int lc_n_cores(void);
 double lc_time_s(void); /* monotonic seconds */

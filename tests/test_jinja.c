@@ -1,0 +1,266 @@
+/* test_jinja.c - the chat-template engine (src/chat) against Python's Jinja2.
+**
+** Conformance: every conversation of ../shared/data/chat/chat.jsonl (the official Llama 2, 3, 3.1, 3.2, 3.2 Vision
+** and Llama Guard 3 templates; renders and refusals by Jinja2 3.1.2 with Hugging Face's settings) must render byte
+** for byte, or be refused. Unit tests: each construct against the output Jinja2 gives for it (written next to each
+** case, from the Jinja2 documentation's semantics), whitespace control, scoping, Python printing, errors with
+** line:column, and limits on hostile templates.
+*/
+#include "harness.h"
+#include "llamac.h"
+
+#include "../src/chat/chat.h"
+
+#include <stdio.h>
+
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wformat-truncation"
+#endif
+
+static char *slurp_file(const char *path, size_t *n) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long len = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *b = malloc((size_t)len + 1);
+    if (b && fread(b, 1, (size_t)len, f) != (size_t)len) {
+        free(b);
+        b = NULL;
+    }
+    fclose(f);
+    if (b) b[len] = 0;
+    if (n) *n = (size_t)len;
+    return b;
+}
+
+/* Renders src with vars; returns the output (malloc'd) or NULL with the error in err. */
+static char *render(const char *src, const char *vars, char *err, size_t err_cap) {
+    lc_template *t;
+    if (lc_template_parse(src, strlen(src), "t", &t)) {
+        snprintf(err, err_cap, "%s", lc_last_error());
+        return NULL;
+    }
+    char *out = NULL;
+    if (lc_template_render(t, vars, vars ? strlen(vars) : 0, &out, NULL)) {
+        snprintf(err, err_cap, "%s", lc_last_error());
+        out = NULL;
+    }
+    lc_template_free(t);
+    return out;
+}
+
+static const char *g_fail;
+static char g_failbuf[2048];
+
+/* One case: the render of src with vars must be want (or an error containing want_err when want is NULL). */
+static bool case_ok(const char *src, const char *vars, const char *want, const char *want_err) {
+    char err[512] = "";
+    char *got = render(src, vars, err, sizeof err);
+    bool ok;
+    if (want) ok = got && !strcmp(got, want);
+    else ok = !got && (!want_err || strstr(err, want_err));
+    if (!ok)
+        snprintf(g_failbuf, sizeof g_failbuf, "template %s\n          vars %s\n          want %s%s%s\n          got  %s%s",
+                 src, vars ? vars : "{}", want ? "" : "error: ", want ? want : want_err ? want_err : "(any)",
+                 "", got ? got : "error: ", got ? "" : err);
+    free(got);
+    if (!ok) g_fail = g_failbuf;
+    return ok;
+}
+
+#define CASE(src, vars, want)                                                                                      \
+    do {                                                                                                           \
+        if (!case_ok(src, vars, want, NULL)) FAILF("%s", g_fail);                                                 \
+    } while (0)
+#define CASE_ERR(src, vars, err)                                                                                   \
+    do {                                                                                                           \
+        if (!case_ok(src, vars, NULL, err)) FAILF("%s", g_fail);                                                  \
+    } while (0)
+
+TEST(expressions_and_printing) {
+    CASE("{{ 1 + 2 }} {{ 7 // 2 }} {{ -7 // 2 }} {{ 7 % 3 }} {{ -7 % 3 }} {{ 7 / 2 }} {{ 2 * 3.0 }}", NULL,
+         "3 3 -4 1 2 3.5 6.0");
+    CASE("{{ 'a' ~ 1 ~ none }} {{ 'ab' * 3 }} {{ [1, 'x', none, true, 1.5] }}", NULL,
+         "a1None ababab [1, 'x', None, True, 1.5]");
+    CASE("{{ {'a': 1, \"b\": [2, {'c': \"it's\"}]} }}", NULL, "{'a': 1, 'b': [2, {'c': \"it's\"}]}");
+    CASE("{{ 1e16 }} {{ 0.1 + 0.2 }} {{ 1e-5 }} {{ 123456789.0 }} {{ 2.5e-3 }}", NULL,
+         "1e+16 0.30000000000000004 1e-05 123456789.0 0.0025");
+    CASE("{{ x }}|{{ x is defined }}|{{ x is not defined }}|{{ not x }}", "{}", "|False|True|True");
+    CASE("{{ 'yes' if a else 'no' }} {{ a or 'b' }} {{ a and 'c' }} {{ 3 if 1 }}", "{\"a\": 0}", "no b 0 3");
+    CASE("{{ 1 < 2 < 3 }} {{ 3 > 2 > 2 }} {{ 'b' in 'abc' }} {{ 'x' not in ['x'] }} {{ 'k' in {'k': 1} }}", NULL,
+         "True False True False True");
+    CASE("{{ m.role }}/{{ m['role'] }}/{{ m.missing }}/{{ l[1] }}/{{ l[-1] }}/{{ l[5] }}/{{ l[1:] }}/{{ l[::-1] }}",
+         "{\"m\": {\"role\": \"user\"}, \"l\": [1, 2, 3]}", "user/user//2/3//[2, 3]/[3, 2, 1]");
+    CASE("{{ 'héllo'[1] }}{{ 'héllo'|length }}{{ 'héllo'[1:3] }}", NULL, "é5él");
+    CASE("{{ (1, 2) }}{{ 1 == 1.0 }}{{ true == 1 }}{{ [1, 2] == [1, 2] }}", NULL, "[1, 2]TrueTrueTrue");
+}
+
+TEST(filters_tests_methods) {
+    CASE("{{ '  a b \\n'|trim }}|{{ ' x '.strip() }}|{{ 'xxaxx'.strip('x') }}|{{ 'Ab'|upper }}{{ 'Ab'|lower }}", NULL,
+         "a b|x|a|ABab");
+    CASE("{{ [3, 1, 2]|length }} {{ 'abc'|count }} {{ {'a': 1}|length }} {{ u|length }}", "{}", "3 3 1 0");
+    CASE("{{ ['a', 'b', 'c']|join(', ') }} {{ [1, 2]|join }} {{ ['a', 'code', 'b']|reject('equalto', 'code')|join('-') }}",
+         NULL, "a, b, c 12 a-b");
+    CASE("{% for k, v in d|items %}{{ k }}={{ v }};{% endfor %}{{ d|tojson }}",
+         "{\"d\": {\"z\": 1, \"a\": [true, null, 1.5, \"é\\n\\\"\"]}}",
+         "z=1;a=[True, None, 1.5, 'é\\n\"'];{\"z\": 1, \"a\": [true, null, 1.5, \"é\\n\\\"\"]}");
+    CASE("{{ d|tojson(indent=2) }}", "{\"d\": {\"a\": [1, {}], \"b\": []}}",
+         "{\n  \"a\": [\n    1,\n    {}\n  ],\n  \"b\": []\n}");
+    CASE("{{ l|selectattr('type', 'equalto', 'image')|list|length }} {{ l|rejectattr('type')|list }} "
+         "{{ l|map(attribute='type')|list }}",
+         "{\"l\": [{\"type\": \"image\"}, {\"type\": \"text\"}, {\"x\": 1}]}",
+         "1 [{'x': 1}] ['image', 'text', Undefined]");
+    CASE("{{ x|default('d') }} {{ ''|default('e', true) }} {{ [1,2]|first }}{{ [1,2]|last }} {{ '5'|int + 1 }}", "{}",
+         "d e 12 6");
+    CASE("{{ 'a,b,,c'.split(',') }} {{ ' a  b '.split() }} {{ 'abc'.startswith('ab') }} {{ 'abc'.endswith('bc') }} "
+         "{{ 'hello world'.title() }} {{ 'aXa'.replace('a', 'b') }}",
+         NULL, "['a', 'b', '', 'c'] ['a', 'b'] True True Hello World bXb");
+    CASE("{{ d.get('a') }} {{ d.get('b', 2) }} {{ d.keys()|list }} {{ d.values()|list }} {{ d.items()|list }}",
+         "{\"d\": {\"a\": 1}}", "1 2 ['a'] [1] [['a', 1]]");
+    CASE("{{ 'x' is string }}{{ 1 is number }}{{ 1.0 is integer }}{{ none is none }}{{ {} is mapping }}"
+         "{{ 'x' is iterable }}{{ 3 is odd }}{{ 4 is divisibleby 2 }}{{ 1 is equalto 1 }}",
+         NULL, "TrueTrueFalseTrueTrueTrueTrueTrueTrue");
+}
+
+TEST(statements_and_scoping) {
+    CASE("{% for x in [1, 2, 3] %}{{ loop.index }}{{ loop.index0 }}{{ loop.first }}{{ loop.last }}{{ loop.length }};"
+         "{% endfor %}",
+         NULL, "10TrueFalse3;21FalseFalse3;32FalseTrue3;");
+    CASE("{% for x in [] %}a{% else %}empty{% endfor %}{% for x in [1, 2, 3, 4] if x is even %}{{ x }}{{ loop.last }}"
+         "{% endfor %}",
+         NULL, "empty2False4True");
+    CASE("{% for x in [1, 2, 3, 4] %}{% if x == 2 %}{% continue %}{% endif %}{% if x == 4 %}{% break %}{% endif %}"
+         "{{ x }}{% endfor %}",
+         NULL, "13");
+    /* a set inside a loop does not leak out; a namespace does */
+    CASE("{% set a = 1 %}{% set ns = namespace(b=1) %}{% for x in [5] %}{% set a = x %}{% set ns.b = x %}{{ a }}"
+         "{% endfor %}{{ a }}{{ ns.b }}",
+         NULL, "515");
+    CASE("{% if a %}A{% elif b %}B{% else %}C{% endif %}{% if not a %}{% set c = 3 %}{% endif %}{{ c }}",
+         "{\"a\": false, \"b\": 1}", "B3");
+    CASE("{% macro greet(name, punct='!') %}Hi {{ name }}{{ punct }}{% endmacro %}{{ greet('Bo') }} {{ greet('Al', "
+         "punct='?') }}",
+         NULL, "Hi Bo! Hi Al?");
+    CASE("{% set x %}inner {{ 1 + 1 }}{% endset %}[{{ x }}]", NULL, "[inner 2]");
+    CASE("{% set messages = messages[1:] %}{{ messages|length }}", "{\"messages\": [1, 2, 3]}", "2");
+    CASE("{% for c in 'ab' %}{{ c }}.{% endfor %}{% for k in {'x': 1, 'y': 2} %}{{ k }}{% endfor %}", NULL, "a.b.xy");
+}
+
+TEST(whitespace_control) {
+    /* trim_blocks drops the newline after a block tag; lstrip_blocks drops indentation before one */
+    CASE("a\n  {% if true %}\n  b\n  {% endif %}\nc\n", NULL, "a\n  b\nc");
+    CASE("a  {%- if true -%}  b  {%- endif %}  c", NULL, "ab  c");
+    CASE("{{- ' x ' -}}\n  {{ 'y' }}", NULL, " x y");
+    CASE("a\n{# comment #}\nb", NULL, "a\nb");
+    CASE("  {%+ if true %}x{% endif %}", NULL, "  x");
+    CASE("{% if true %}a{% endif %} {% if true %}b{% endif %}\n", NULL, "a b");
+    CASE("x\n\n", NULL, "x\n"); /* only the last newline goes */
+}
+
+TEST(errors_name_the_place) {
+    CASE_ERR("line1\n{{ raise_exception('boom') }}", NULL, "t:2:4: raise_exception: boom");
+    CASE_ERR("{% if x %}", NULL, "'if' without 'endif'");
+    CASE_ERR("{{ x | nosuchfilter }}", NULL, "unsupported filter 'nosuchfilter'");
+    CASE_ERR("{% include 'x' %}", NULL, "unsupported statement 'include'");
+    CASE_ERR("{{ messages[0]['role'] }}", "{\"messages\": []}", "undefined");
+    CASE_ERR("{{ 'a' + 1 }}", NULL, "unsupported operand");
+    CASE_ERR("{{ x.y.z }}", "{}", "undefined");
+    CASE_ERR("{{ 1 }", NULL, "unclosed");
+    CASE_ERR("{{ 1 + }}", NULL, "expected an expression");
+    CASE_ERR("{% for x in range(100000000) %}{% endfor %}", NULL, "range()");
+    CASE_ERR("{% for a in range(1000) %}{% for b in range(1000) %}{% for c in range(100) %}{% endfor %}{% endfor %}"
+             "{% endfor %}",
+             NULL, "too long");
+    char deep[4096] = "{{ ";
+    for (int i = 0; i < 500; i++) strcat(deep, "(");
+    strcat(deep, "1");
+    for (int i = 0; i < 500; i++) strcat(deep, ")");
+    strcat(deep, " }}");
+    CASE_ERR(deep, NULL, "nested too deeply");
+    char err[256];
+    CHECK(!render("{{ x }}", "{\"x\": ", err, sizeof err) && strstr(err, "byte"));
+    CHECK(!render("{{ x }}", "[1]", err, sizeof err) && strstr(err, "JSON object"));
+}
+
+/* ---- conformance with ../shared/data/chat ---- */
+
+TEST(official_templates_render_as_jinja2) {
+    const char *sd = th_shared_dir();
+    if (!sd) SKIP("../shared/data is absent");
+    char path[1024];
+    snprintf(path, sizeof path, "%s/chat/chat.jsonl", sd);
+    size_t n;
+    char *all = slurp_file(path, &n);
+    if (!all) SKIP("%s is absent", path);
+    int rows = 0, rendered = 0, refused = 0, bad = 0;
+    char first_bad[1536] = "";
+    for (char *line = all, *nl; line && *line; line = nl ? nl + 1 : NULL) {
+        nl = strchr(line, '\n');
+        const size_t len = nl ? (size_t)(nl - line) : strlen(line);
+        if (!len) continue;
+        jv_arena a = {0};
+        jv row;
+        if (jv_parse_json(&a, line, len, "chat.jsonl", &row) || row.k != JV_DICT) {
+            jv_arena_free(&a);
+            free(all);
+            FAILF("chat.jsonl: a line is not a JSON object: %s", lc_last_error());
+        }
+        rows++;
+        const jv *id = jv_dict_get(row.u.d, "id", 2), *tn = jv_dict_get(row.u.d, "template", 8);
+        const jv *msgs = jv_dict_get(row.u.d, "messages", 8), *tools = jv_dict_get(row.u.d, "tools", 5);
+        const jv *agp = jv_dict_get(row.u.d, "add_generation_prompt", 21), *extra = jv_dict_get(row.u.d, "extra", 5);
+        const jv *want = jv_dict_get(row.u.d, "rendered", 8);
+        /* the variables, as the reference passed them */
+        jv vars = jv_new_dict(&a, JV_DICT);
+        const bool l2 = !strcmp(tn->u.s.p, "llama2");
+        jv_dict_set(&a, vars.u.d, "messages", 8, *msgs);
+        jv_dict_set(&a, vars.u.d, "tools", 5, *tools);
+        jv_dict_set(&a, vars.u.d, "add_generation_prompt", 21, *agp);
+        jv_dict_set(&a, vars.u.d, "bos_token", 9, jv_str(&a, l2 ? "<s>" : "<|begin_of_text|>", l2 ? 3 : 17));
+        jv_dict_set(&a, vars.u.d, "eos_token", 9, jv_str(&a, l2 ? "</s>" : "<|eot_id|>", l2 ? 4 : 10));
+        for (size_t i = 0; extra && extra->k == JV_DICT && i < extra->u.d->n; i++)
+            jv_dict_set(&a, vars.u.d, extra->u.d->keys[i].u.s.p, extra->u.d->keys[i].u.s.n, extra->u.d->vals[i]);
+        jbuf vb = {0};
+        const char *why = NULL;
+        jv_to_json(&vb, vars, -1, &why);
+        char tp[1024];
+        snprintf(tp, sizeof tp, "%s/chat/%s.chat_template.jinja", sd, tn->u.s.p);
+        size_t tl;
+        char *src = slurp_file(tp, &tl);
+        lc_template *t = NULL;
+        char *out = NULL;
+        int r = src ? lc_template_parse(src, tl, tn->u.s.p, &t) : -1;
+        if (!r) r = lc_template_render(t, vb.p, vb.n, &out, NULL);
+        const bool ok = want ? (!r && out && !strcmp(out, want->u.s.p)) : r != 0;
+        if (ok) want ? rendered++ : refused++;
+        else {
+            bad++;
+            if (!first_bad[0])
+                snprintf(first_bad, sizeof first_bad, "row %lld (%s): %s\n          want %.600s\n          got  %.600s",
+                         (long long)id->u.i, tn->u.s.p, want ? "render differs" : "should be refused",
+                         want ? want->u.s.p : "an error", r ? lc_last_error() : out);
+        }
+        lc_free(out);
+        lc_template_free(t);
+        free(src);
+        lc__free(vb.p);
+        jv_arena_free(&a);
+    }
+    free(all);
+    printf("        chat.jsonl: %d rows, %d rendered byte-exact, %d refused as Jinja2 does, %d wrong\n", rows, rendered,
+           refused, bad);
+    CHECKF(rows > 0, "no rows read");
+    CHECKF(!bad, "%d of %d rows differ from Jinja2; first: %s", bad, rows, first_bad);
+}
+
+int main(void) {
+    printf("test_jinja\n");
+    RUN(expressions_and_printing);
+    RUN(filters_tests_methods);
+    RUN(statements_and_scoping);
+    RUN(whitespace_control);
+    RUN(errors_name_the_place);
+    RUN(official_templates_render_as_jinja2);
+    return TEST_SUMMARY();
+}
