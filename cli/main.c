@@ -15,6 +15,7 @@ int cmd_tokenize(int argc, char **argv);   /* cmd_tokenize.c */
 int cmd_detokenize(int argc, char **argv); /* cmd_tokenize.c */
 int cmd_quantize(int argc, char **argv);   /* cmd_quantize.c */
 int cmd_perplexity(int argc, char **argv); /* cmd_perplexity.c */
+int cmd_template(int argc, char **argv);   /* cmd_template.c */
 
 static const command commands[] = {
     {"run", cmd_run, "generate text from a prompt, streamed to stdout"},
@@ -26,6 +27,7 @@ static const command commands[] = {
     {"detokenize", cmd_detokenize, "token ids to text"},
     {"quantize", cmd_quantize, "convert a GGUF's weights to Q4_K_M, Q8_0, ... (llama-quantize's recipes)"},
     {"perplexity", cmd_perplexity, "perplexity of a text file, in chunks (as llama-perplexity)"},
+    {"template", cmd_template, "render a chat template (the model's or a .jinja file) for a conversation"},
 };
 #define N_COMMANDS (sizeof commands / sizeof *commands)
 

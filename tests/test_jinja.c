@@ -12,10 +12,17 @@
 #include "../src/chat/chat.h"
 
 #include <stdio.h>
+#include <stdlib.h>
+#include <sys/wait.h>
 
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wformat-truncation"
 #endif
+
+static bool quick(void) {
+    const char *q = getenv("LLAMAC_QUICK");
+    return q && *q && strcmp(q, "0") != 0;
+}
 
 static char *slurp_file(const char *path, size_t *n) {
     FILE *f = fopen(path, "rb");
@@ -185,6 +192,10 @@ TEST(errors_name_the_place) {
 
 /* ---- conformance with ../shared/data/chat ---- */
 
+/* mode 0: each row with its official template; mode 1: llamac's built-in templates on the plain conversations
+** (no tools, images or extra variables) of the llama2 and llama3 rows, which must equal the official renders. */
+static int g_builtin_mode;
+
 TEST(official_templates_render_as_jinja2) {
     const char *sd = th_shared_dir();
     if (!sd) SKIP("../shared/data is absent");
@@ -211,6 +222,19 @@ TEST(official_templates_render_as_jinja2) {
         const jv *msgs = jv_dict_get(row.u.d, "messages", 8), *tools = jv_dict_get(row.u.d, "tools", 5);
         const jv *agp = jv_dict_get(row.u.d, "add_generation_prompt", 21), *extra = jv_dict_get(row.u.d, "extra", 5);
         const jv *want = jv_dict_get(row.u.d, "rendered", 8);
+        if (g_builtin_mode) {
+            bool plain = (!strcmp(tn->u.s.p, "llama2") || !strcmp(tn->u.s.p, "llama3")) && tools->k == JV_NONE &&
+                         (!extra || extra->k != JV_DICT || !extra->u.d->n);
+            for (size_t i = 0; plain && msgs->k == JV_LIST && i < msgs->u.l->n; i++) {
+                const jv *c = msgs->u.l->a[i].k == JV_DICT ? jv_dict_get(msgs->u.l->a[i].u.d, "content", 7) : NULL;
+                plain = c && c->k == JV_STR;
+            }
+            if (!plain) {
+                rows--;
+                jv_arena_free(&a);
+                continue;
+            }
+        }
         /* the variables, as the reference passed them */
         jv vars = jv_new_dict(&a, JV_DICT);
         const bool l2 = !strcmp(tn->u.s.p, "llama2");
@@ -227,7 +251,14 @@ TEST(official_templates_render_as_jinja2) {
         char tp[1024];
         snprintf(tp, sizeof tp, "%s/chat/%s.chat_template.jinja", sd, tn->u.s.p);
         size_t tl;
-        char *src = slurp_file(tp, &tl);
+        char *src = NULL;
+        if (g_builtin_mode) {
+            const char *b = lc__builtin_template(strcmp(tn->u.s.p, "llama2") != 0, &tl);
+            src = malloc(tl + 1);
+            if (src) memcpy(src, b, tl + 1);
+        } else {
+            src = slurp_file(tp, &tl);
+        }
         lc_template *t = NULL;
         char *out = NULL;
         int r = src ? lc_template_parse(src, tl, tn->u.s.p, &t) : -1;
@@ -248,19 +279,127 @@ TEST(official_templates_render_as_jinja2) {
         jv_arena_free(&a);
     }
     free(all);
-    printf("        chat.jsonl: %d rows, %d rendered byte-exact, %d refused as Jinja2 does, %d wrong\n", rows, rendered,
+    printf("        chat.jsonl%s: %d rows, %d rendered byte-exact, %d refused as Jinja2 does, %d wrong\n",
+           g_builtin_mode ? " (built-in templates, plain conversations)" : "", rows, rendered,
            refused, bad);
     CHECKF(rows > 0, "no rows read");
     CHECKF(!bad, "%d of %d rows differ from Jinja2; first: %s", bad, rows, first_bad);
 }
 
-int main(void) {
-    printf("test_jinja\n");
+/* `llamac template` prints exactly the render (no newline added) for each chat.jsonl row, with the conversation in
+** a file and every other variable as --var KEY=JSON, and exits 1 on the rows Jinja2 refuses. */
+static char g_bin[1024];
+
+static void shell_quote(FILE *f, const char *s, size_t n) {
+    fputc('\'', f);
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == '\'') fputs("'\\''", f);
+        else fputc(s[i], f);
+    }
+    fputc('\'', f);
+}
+
+TEST(cli_template_matches_jinja2) {
+    const char *sd = th_shared_dir();
+    if (!sd) SKIP("../shared/data is absent");
+    if (!g_bin[0]) SKIP("the llamac binary was not found beside the tests");
+    char path[1024];
+    snprintf(path, sizeof path, "%s/chat/chat.jsonl", sd);
+    char *all = slurp_file(path, NULL);
+    if (!all) SKIP("%s is absent", path);
+    char dir[] = "/tmp/llamac-test-tpl-XXXXXX";
+    CHECK(mkdtemp(dir));
+    int rows = 0, bad = 0;
+    char first_bad[1024] = "";
+    for (char *line = all, *nl; line && *line; line = nl ? nl + 1 : NULL) {
+        nl = strchr(line, '\n');
+        const size_t len = nl ? (size_t)(nl - line) : strlen(line);
+        if (!len) continue;
+        jv_arena a = {0};
+        jv row;
+        if (jv_parse_json(&a, line, len, "chat.jsonl", &row)) break;
+        const jv *tn = jv_dict_get(row.u.d, "template", 8), *msgs = jv_dict_get(row.u.d, "messages", 8);
+        const jv *tools = jv_dict_get(row.u.d, "tools", 5), *agp = jv_dict_get(row.u.d, "add_generation_prompt", 21);
+        const jv *extra = jv_dict_get(row.u.d, "extra", 5), *want = jv_dict_get(row.u.d, "rendered", 8);
+        const bool l2 = !strcmp(tn->u.s.p, "llama2");
+        char mp[1100], tp[1100], op[1100];
+        snprintf(mp, sizeof mp, "%s/m.json", dir);
+        snprintf(tp, sizeof tp, "%s/t.json", dir);
+        snprintf(op, sizeof op, "%s/out", dir);
+        jbuf b = {0};
+        const char *why;
+        jv_to_json(&b, *msgs, -1, &why);
+        FILE *f = fopen(mp, "w");
+        if (f) fwrite(b.p, 1, b.n, f), fclose(f);
+        b.n = 0;
+        if (tools->k != JV_NONE) {
+            jv_to_json(&b, *tools, -1, &why);
+            f = fopen(tp, "w");
+            if (f) fwrite(b.p, 1, b.n, f), fclose(f);
+        }
+        char *cmd = NULL;
+        size_t cn = 0;
+        FILE *c = open_memstream(&cmd, &cn);
+        fprintf(c, "%s template --template %s/chat/%s.chat_template.jinja --messages %s%s%s%s", g_bin, sd, tn->u.s.p,
+                mp, tools->k != JV_NONE ? " --tools " : "", tools->k != JV_NONE ? tp : "",
+                agp->u.b ? " --add-generation-prompt" : "");
+        fprintf(c, " --var bos_token='\"%s\"' --var eos_token='\"%s\"'", l2 ? "<s>" : "<|begin_of_text|>",
+                l2 ? "</s>" : "<|eot_id|>");
+        for (size_t i = 0; extra && extra->k == JV_DICT && i < extra->u.d->n; i++) {
+            b.n = 0;
+            jv_to_json(&b, extra->u.d->vals[i], -1, &why);
+            fprintf(c, " --var %s=", extra->u.d->keys[i].u.s.p);
+            shell_quote(c, b.p, b.n);
+        }
+        fprintf(c, " > %s 2>/dev/null", op);
+        fclose(c);
+        const int st = system(cmd);
+        size_t on = 0;
+        char *out = slurp_file(op, &on);
+        const bool ok = want ? st == 0 && out && on == want->u.s.n && !memcmp(out, want->u.s.p, on)
+                             : WIFEXITED(st) && WEXITSTATUS(st) == 1;
+        rows++;
+        if (!ok && !bad++) snprintf(first_bad, sizeof first_bad, "%.900s (status %d)", cmd, st);
+        free(out);
+        free(cmd);
+        lc__free(b.p);
+        jv_arena_free(&a);
+        if (quick() && rows >= 12) break;
+    }
+    free(all);
+    char rm[128];
+    snprintf(rm, sizeof rm, "rm -rf %s", dir);
+    if (system(rm)) printf("note: could not remove %s\n", dir);
+    printf("        llamac template: %d rows, %d wrong\n", rows, bad);
+    CHECKF(!bad, "%d rows differ; first: %s", bad, first_bad);
+}
+
+TEST(builtin_templates_match_the_official_ones) {
+    g_builtin_mode = 1;
+    official_templates_render_as_jinja2();
+    g_builtin_mode = 0;
+}
+
+int main(int argc, char **argv) {
+    (void)argc;
+    const char *slash = strrchr(argv[0], '/');
+    if (slash) {
+        snprintf(g_bin, sizeof g_bin, "%.*s/../llamac", (int)(slash - argv[0]), argv[0]);
+        FILE *probe = fopen(g_bin, "rb");
+        if (probe) fclose(probe);
+        else g_bin[0] = 0;
+        char cmd[1100];
+        snprintf(cmd, sizeof cmd, "%s --version >/dev/null 2>&1", g_bin);
+        if (g_bin[0] && system(cmd) != 0) g_bin[0] = 0; /* e.g. a cross build under an emulator */
+    }
+    printf("test_jinja%s: tool %s\n", quick() ? " (quick)" : "", g_bin[0] ? g_bin : "not runnable here");
     RUN(expressions_and_printing);
     RUN(filters_tests_methods);
     RUN(statements_and_scoping);
     RUN(whitespace_control);
     RUN(errors_name_the_place);
     RUN(official_templates_render_as_jinja2);
+    RUN(builtin_templates_match_the_official_ones);
+    RUN(cli_template_matches_jinja2);
     return TEST_SUMMARY();
 }

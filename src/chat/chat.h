@@ -93,4 +93,7 @@ void jv_to_str(jbuf *b, jv v);
 ** cannot represent (Undefined, a function); *bad names it. */
 bool jv_to_json(jbuf *b, jv v, int indent, const char **bad);
 
+/* llamac's own chat template of a family (llama3 != 0: Llama 3.x, else Llama 2), for models without one. */
+const char *lc__builtin_template(int llama3, size_t *len);
+
 #endif /* LC_CHAT_H */

@@ -21,6 +21,7 @@
 #define MAX_DEPTH 200               /* expression/statement nesting, parse and render */
 #define MAX_OUTPUT ((size_t)64 << 20) /* bytes a render may write */
 #define MAX_STEPS 10000000LL        /* loop iterations + calls per render */
+#define MAX_MEMORY ((size_t)256 << 20) /* bytes of values a render may create */
 
 /* ---- tree ---- */
 
@@ -1106,7 +1107,15 @@ static bool truthy(jv v) {
 
 static bool is_num(jv v) { return v.k == JV_INT || v.k == JV_FLOAT || v.k == JV_BOOL; }
 static double num(jv v) { return v.k == JV_FLOAT ? v.u.f : v.k == JV_INT ? (double)v.u.i : (double)v.u.b; }
-static int64_t inum(jv v) { return v.k == JV_INT ? v.u.i : v.k == JV_BOOL ? v.u.b : (int64_t)v.u.f; }
+/* As an integer: floats truncate toward zero, saturating (NaN: 0), never undefined behaviour. */
+static int64_t inum(jv v) {
+    if (v.k == JV_INT) return v.u.i;
+    if (v.k == JV_BOOL) return v.u.b;
+    if (v.k != JV_FLOAT || isnan(v.u.f)) return 0;
+    if (v.u.f >= 9.2e18) return INT64_MAX;
+    if (v.u.f <= -9.2e18) return INT64_MIN;
+    return (int64_t)v.u.f;
+}
 
 static bool equal(jv a, jv b) {
     if (is_num(a) && is_num(b)) {
@@ -1247,7 +1256,11 @@ static jv do_slice(rc *R, const expr *e, jv obj, jv lo, jv hi, jv step) {
         if (b < -1) b = -1;
     }
     jv r = jv_new_list(&R->a);
-    for (int64_t i = a; st > 0 ? i < b : i > b; i += st) jv_list_push(&R->a, r.u.l, items->a[i]);
+    for (int64_t i = a; st > 0 ? i < b : i > b;) {
+        jv_list_push(&R->a, r.u.l, items->a[i]);
+        if (st > 0 ? i > len - st : i < -1 - st) break; /* the next index would pass the end (no overflow) */
+        i += st;
+    }
     if (obj.k == JV_STR) {
         jbuf bb = {0};
         for (size_t i = 0; i < r.u.l->n; i++) jbuf_put(&bb, r.u.l->a[i].u.s.p, r.u.l->a[i].u.s.n);
@@ -1747,6 +1760,7 @@ static jv call_method(rc *R, const expr *e, jv obj, const char *name, bool *foun
 
 static jv call(rc *R, const expr *e) {
     if (++R->steps > MAX_STEPS) return EFAIL(e, "the template runs too long (more than %lld steps)", MAX_STEPS);
+    if (R->a.used_total > MAX_MEMORY) return EFAIL(e, "the template runs too long: it made more than %zu MiB of values", MAX_MEMORY >> 20);
     if (e->a->kind == E_ATTR) {
         jv obj = eval(R, e->a->a);
         if (R->err) return UNDEF_V();
@@ -1790,7 +1804,10 @@ static jv call(rc *R, const expr *e) {
         else lo = inum(a), hi = inum(b);
         if (c.k != JV_UNDEF) st = inum(c);
         if (st == 0) return EFAIL(e, "range() step must not be zero");
-        const int64_t count = st > 0 ? (hi > lo ? (hi - lo + st - 1) / st : 0) : (lo > hi ? (lo - hi - st - 1) / -st : 0);
+        const double span = st > 0 ? (double)hi - (double)lo : (double)lo - (double)hi;
+        const double dcount = span > 0 ? ceil(span / fabs((double)st)) : 0;
+        if (dcount > 1000000) return EFAIL(e, "range() of more than 1000000 items");
+        const int64_t count = (int64_t)dcount;
         if (count > 1000000) return EFAIL(e, "range() of more than 1000000 items");
         jv r = jv_new_list(&R->a);
         for (int64_t i = 0; i < count; i++) jv_list_push(&R->a, r.u.l, INT_V(lo + i * st));
@@ -1862,7 +1879,7 @@ static jv eval(rc *R, const expr *e) {
     }
     case E_NEG: {
         jv a = eval(R, e->a);
-        if (a.k == JV_INT) r = INT_V(-a.u.i);
+        if (a.k == JV_INT) r = INT_V((int64_t)(0 - (uint64_t)a.u.i));
         else if (a.k == JV_FLOAT) r = (jv){.k = JV_FLOAT, .u.f = -a.u.f};
         else if (!R->err) r = EFAIL(e, "bad operand type for unary -: '%s'", kind_name(a));
         break;
@@ -1977,6 +1994,9 @@ static void exec_for(rc *R, const node *nd) {
     }
     for (size_t i = 0; i < n && !R->err; i++) {
         if (++R->steps > MAX_STEPS) return (void)rfail(R, nd->line, nd->col, "the template runs too long");
+        if (R->a.used_total > MAX_MEMORY)
+            return (void)rfail(R, nd->line, nd->col, "the template runs too long: it made more than %zu MiB of values",
+                               MAX_MEMORY >> 20);
         scope *s = push_scope(R, outer);
         if (!s) return (void)rfail(R, nd->line, nd->col, "out of memory");
         jv x = keep[i];
