@@ -364,6 +364,32 @@ int lc_model_chat_template(const lc_model *m, const char **src, size_t *len, boo
 /* Frees memory the library returned (rendered text). NULL is a no-op. */
 void lc_free(void *p);
 
+/* ---- tool calls (Llama 3.1) ---------------------------------------------------------------------------------
+** Finds tool calls in generated text while it streams: feed the text of each token as it is generated, show what
+** lc_toolcall_feed returns (never part of a call), and at the end of the answer call lc_toolcall_finish for the
+** calls and any text that was held back but turned out not to be one. */
+enum {
+    LC_TOOL_CUSTOM = 0,  /* {"name": ..., "parameters": {...}}: a function the application defined */
+    LC_TOOL_BUILTIN = 1, /* <|python_tag|>name.call(k="v", ...): brave_search, wolfram_alpha, ... */
+    LC_TOOL_CODE = 2,    /* <|python_tag|> then code: name "code_interpreter", arguments {"code": "..."} */
+};
+typedef struct lc_tool_call {
+    int kind;              /* LC_TOOL_* */
+    const char *name;      /* the function or tool */
+    const char *arguments; /* a JSON object */
+} lc_tool_call;
+typedef struct lc_toolcall_parser lc_toolcall_parser;
+int lc_toolcall_parser_new(lc_toolcall_parser **out);
+void lc_toolcall_parser_free(lc_toolcall_parser *p);
+/* Starts a new answer. */
+void lc_toolcall_reset(lc_toolcall_parser *p);
+/* Adds generated text; *show (*show_n bytes, valid until the next call) is what may be displayed now. */
+int lc_toolcall_feed(lc_toolcall_parser *p, const char *text, size_t n, const char **show, size_t *show_n);
+/* Ends the answer: *show is held text that was not a call, *calls the calls found (0 or 1), valid until the next
+** reset, finish or free. */
+int lc_toolcall_finish(lc_toolcall_parser *p, const char **show, size_t *show_n, const lc_tool_call **calls,
+                       size_t *n_calls);
+
 /* ---- misc --------------------------------------------------------------------------------------------------- */
 int lc_n_cores(void);
 double lc_time_s(void); /* monotonic seconds */
