@@ -58,8 +58,17 @@ $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(EXTRA_ISA) -MMD -MP -c $< -o $@
 
+# Line editing for `llamac chat`: libedit (libedit-dev) when this compiler can link it (not in the ARM64 cross
+# build, which then reads lines with getline).
+HAVE_LIBEDIT := $(shell echo 'char *readline(const char *); int main(void) { return readline == 0; }' | \
+                  $(CC) -x c - -ledit -o /dev/null >/dev/null 2>&1 && echo 1)
+ifeq ($(HAVE_LIBEDIT),1)
+  CLI_LIBS := -ledit
+$(BUILD)/cli/cmd_chat.o: EXTRA_ISA := -DLC_HAVE_LIBEDIT
+endif
+
 $(BUILD)/llamac: $(CLI_OBJ) $(BUILD)/libllamac.a
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(CLI_LIBS)
 
 $(BUILD)/tests/%: $(BUILD)/tests/%.o $(TEST_COMMON_OBJ) $(BUILD)/libllamac.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)

@@ -16,6 +16,7 @@ int cmd_detokenize(int argc, char **argv); /* cmd_tokenize.c */
 int cmd_quantize(int argc, char **argv);   /* cmd_quantize.c */
 int cmd_perplexity(int argc, char **argv); /* cmd_perplexity.c */
 int cmd_template(int argc, char **argv);   /* cmd_template.c */
+int cmd_chat(int argc, char **argv);       /* cmd_chat.c */
 
 static const command commands[] = {
     {"run", cmd_run, "generate text from a prompt, streamed to stdout"},
@@ -27,6 +28,7 @@ static const command commands[] = {
     {"detokenize", cmd_detokenize, "token ids to text"},
     {"quantize", cmd_quantize, "convert a GGUF's weights to Q4_K_M, Q8_0, ... (llama-quantize's recipes)"},
     {"perplexity", cmd_perplexity, "perplexity of a text file, in chunks (as llama-perplexity)"},
+    {"chat", cmd_chat, "chat with the model through its chat template (Llama 3.1 tool calls with --tools)"},
     {"template", cmd_template, "render a chat template (the model's or a .jinja file) for a conversation"},
 };
 #define N_COMMANDS (sizeof commands / sizeof *commands)

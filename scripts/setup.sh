@@ -10,8 +10,9 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 say() { echo "setup: $*"; }
 
 # Build tools, the clang sanitizer/libFuzzer runtime, the aarch64 cross toolchain and qemu to run its tests, git
-# (to unpack the oracle's headers), python3 (bench/compare.sh), certificates (npm over https).
-pkgs=(gcc make libc6-dev clang libclang-rt-14-dev git python3 ca-certificates
+# (to unpack the oracle's headers), python3 (bench/compare.sh), certificates (npm over https), libedit (line editing
+# in `llamac chat`).
+pkgs=(gcc make libc6-dev clang libclang-rt-14-dev git python3 ca-certificates libedit-dev
       gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user)
 # Node.js and npm fetch the oracle (prebuilt llama.cpp in the npm package node-llama-cpp). A node already on the
 # machine (e.g. from NodeSource, which bundles npm) is kept.
