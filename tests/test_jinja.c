@@ -10,6 +10,7 @@
 #include "llamac.h"
 
 #include "../src/chat/chat.h"
+#include "../src/gguf/gguf.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -380,6 +381,55 @@ TEST(builtin_templates_match_the_official_ones) {
     g_builtin_mode = 0;
 }
 
+/* A model's own tokenizer.chat_template is used as it is (any length, not truncated); a model without one gets the
+** built-in template of its family (a SentencePiece vocabulary: Llama 2), flagged as built-in. */
+TEST(model_template_from_gguf_and_fallback) {
+    char dir[] = "/tmp/llamac-test-jtpl-XXXXXX", a[128], b[128];
+    CHECK(mkdtemp(dir));
+    snprintf(a, sizeof a, "%s/plain.gguf", dir);
+    snprintf(b, sizeof b, "%s/with-template.gguf", dir);
+    lc_synth_params sp = lc_synth_default_params();
+    CHECK_OK(lc_synth_write(a, &sp));
+    /* the same file plus a 9000-byte template */
+    char *tpl = malloc(9001);
+    CHECK(tpl);
+    for (int i = 0; i < 9000; i++) tpl[i] = "{{ 'x' }}\n"[i % 10];
+    tpl[9000] = 0;
+    gguf_file *f;
+    CHECK_OK(gguf_open(a, &f));
+    gguf_writer *w = gguf_writer_new();
+    CHECK(w);
+    for (uint64_t i = 0; i < f->n_kv; i++) CHECK_OK(gguf_writer_set_value(w, f->kv[i].key, &f->kv[i].val));
+    CHECK_OK(gguf_writer_set_str(w, "tokenizer.chat_template", tpl));
+    for (uint64_t i = 0; i < f->n_tensors; i++) {
+        const gguf_tensor *t = &f->tensors[i];
+        CHECK_OK(gguf_writer_add_tensor(w, t->name, t->type, t->n_dims, t->ne, t->data, t->size));
+    }
+    CHECK_OK(gguf_writer_write(w, b));
+    gguf_writer_free(w);
+    gguf_close(f);
+    lc_model *m;
+    const char *src;
+    size_t len;
+    bool builtin;
+    CHECK_OK(lc_model_load(b, NULL, &m));
+    CHECK_OK(lc_model_chat_template(m, &src, &len, &builtin));
+    const bool same = !builtin && len == 9000 && !memcmp(src, tpl, 9000);
+    lc_model_free(m);
+    CHECK_OK(lc_model_load(a, NULL, &m));
+    CHECK_OK(lc_model_chat_template(m, &src, &len, &builtin));
+    size_t l2len;
+    const char *l2 = lc__builtin_template(0, &l2len);
+    const bool fallback = builtin && len == l2len && !memcmp(src, l2, len);
+    lc_model_free(m);
+    free(tpl);
+    char rm[128];
+    snprintf(rm, sizeof rm, "rm -rf %s", dir);
+    if (system(rm)) printf("note: could not remove %s\n", dir);
+    CHECKF(same, "the model's 9000-byte template should come back whole");
+    CHECKF(fallback, "a model without a template should get the built-in Llama 2 template (SentencePiece vocabulary)");
+}
+
 int main(int argc, char **argv) {
     (void)argc;
     const char *slash = strrchr(argv[0], '/');
@@ -401,5 +451,6 @@ int main(int argc, char **argv) {
     RUN(official_templates_render_as_jinja2);
     RUN(builtin_templates_match_the_official_ones);
     RUN(cli_template_matches_jinja2);
+    RUN(model_template_from_gguf_and_fallback);
     return TEST_SUMMARY();
 }
