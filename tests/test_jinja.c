@@ -101,6 +101,9 @@ TEST(expressions_and_printing) {
     CASE("{{ m.role }}/{{ m['role'] }}/{{ m.missing }}/{{ l[1] }}/{{ l[-1] }}/{{ l[5] }}/{{ l[1:] }}/{{ l[::-1] }}",
          "{\"m\": {\"role\": \"user\"}, \"l\": [1, 2, 3]}", "user/user//2/3//[2, 3]/[3, 2, 1]");
     CASE("{{ 'héllo'[1] }}{{ 'héllo'|length }}{{ 'héllo'[1:3] }}", NULL, "é5él");
+    /* repr escapes what str.isprintable() rejects: NBSP, zero-width space, line separator, controls */
+    CASE("{{ [s] }}", "{\"s\": \"a\\u00a0b\\u200bc\\u2028d\\u0007e\\u00e9\\ud83c\\udf0d\\\\\"}",
+         "['a\\xa0b\\u200bc\\u2028d\\x07e\u00e9\U0001F30D\\\\']");
     CASE("{{ (1, 2) }}{{ 1 == 1.0 }}{{ true == 1 }}{{ [1, 2] == [1, 2] }}", NULL, "[1, 2]TrueTrueTrue");
 }
 

@@ -436,31 +436,55 @@ static void put_float(jbuf *b, double f) {
     jbuf_put(b, o, (size_t)on);
 }
 
+/* Whether Python's str.isprintable() is false for code point c (escaped by repr): control characters, format
+** characters and separators other than the space - the ones chat text can carry (Unicode 15 ranges). */
+static bool py_nonprintable(uint32_t c) {
+    if (c < 0x20 || (c >= 0x7f && c <= 0xa0) || c == 0xad) return true;
+    if (c == 0x1680 || (c >= 0x2000 && c <= 0x200f) || (c >= 0x2028 && c <= 0x202f) || (c >= 0x205f && c <= 0x2064) ||
+        (c >= 0x2066 && c <= 0x206f) || c == 0x3000 || c == 0xfeff || (c >= 0xfff9 && c <= 0xfffb))
+        return true;
+    if ((c >= 0x600 && c <= 0x605) || c == 0x61c || c == 0x6dd || c == 0x70f || c == 0x180e || c == 0x8e2) return true;
+    if ((c >= 0xe000 && c <= 0xf8ff) || c >= 0xf0000 || (c >= 0xe0000 && c <= 0xe0fff)) return true;
+    if ((c & 0xfffe) == 0xfffe) return true; /* noncharacters */
+    return false;
+}
+
 /* Python's repr(str): single quotes unless the text has ' and no ", escapes for \\, the quote, \n \r \t, other
-** control characters as \xNN; printable non-ASCII kept. */
+** non-printable characters as \xhh, \uhhhh or \Uhhhhhhhh; printable non-ASCII kept. */
 static void put_repr_str(jbuf *b, const char *s, size_t n) {
     const bool dq = memchr(s, '\'', n) && !memchr(s, '"', n);
     const char qc = dq ? '"' : '\'';
     jbuf_put(b, &qc, 1);
     size_t run = 0;
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < n;) {
         const unsigned char c = (unsigned char)s[i];
+        size_t l = 1;
+        uint32_t cp = c;
+        if (c >= 0x80) {
+            l = utf8_len((const unsigned char *)s + i, n - i);
+            if (!l) l = 1; /* not UTF-8 (cannot come from JSON): kept as it is */
+            else {
+                cp = l == 2 ? c & 0x1F : l == 3 ? c & 0x0F : c & 0x07;
+                for (size_t k = 1; k < l; k++) cp = cp << 6 | ((unsigned char)s[i + k] & 0x3F);
+            }
+        }
         const char *esc = NULL;
-        char hx[8];
+        char hx[16];
         if (c == '\\') esc = "\\\\";
         else if (c == (unsigned char)qc) esc = dq ? "\\\"" : "\\'";
         else if (c == '\n') esc = "\\n";
         else if (c == '\r') esc = "\\r";
         else if (c == '\t') esc = "\\t";
-        else if (c < 0x20 || c == 0x7f) {
-            snprintf(hx, sizeof hx, "\\x%02x", c);
+        else if (py_nonprintable(cp) && !(c >= 0x80 && l == 1)) {
+            snprintf(hx, sizeof hx, cp < 0x100 ? "\\x%02x" : cp < 0x10000 ? "\\u%04x" : "\\U%08x", (unsigned)cp);
             esc = hx;
         }
         if (esc) {
             jbuf_put(b, s + run, i - run);
             jbuf_puts(b, esc);
-            run = i + 1;
+            run = i + l;
         }
+        i += l;
     }
     jbuf_put(b, s + run, n - run);
     jbuf_put(b, &qc, 1);
