@@ -17,6 +17,7 @@ int cmd_quantize(int argc, char **argv);   /* cmd_quantize.c */
 int cmd_perplexity(int argc, char **argv); /* cmd_perplexity.c */
 int cmd_template(int argc, char **argv);   /* cmd_template.c */
 int cmd_chat(int argc, char **argv);       /* cmd_chat.c */
+int cmd_train_tokenizer(int argc, char **argv); /* cmd_train_tokenizer.c */
 
 static const command commands[] = {
     {"run", cmd_run, "generate text from a prompt, streamed to stdout"},
@@ -29,6 +30,7 @@ static const command commands[] = {
     {"quantize", cmd_quantize, "convert a GGUF's weights to Q4_K_M, Q8_0, ... (llama-quantize's recipes)"},
     {"perplexity", cmd_perplexity, "perplexity of a text file, in chunks (as llama-perplexity)"},
     {"chat", cmd_chat, "chat with the model through its chat template (Llama 3.1 tool calls with --tools)"},
+    {"train-tokenizer", cmd_train_tokenizer, "learn a byte-level BPE tokenizer (Llama 3 style) from text files"},
     {"template", cmd_template, "render a chat template (the model's or a .jinja file) for a conversation"},
 };
 #define N_COMMANDS (sizeof commands / sizeof *commands)
@@ -41,7 +43,7 @@ static void overview(FILE *f) {
             "\n"
             "commands:\n",
             LC_VERSION);
-    for (size_t i = 0; i < N_COMMANDS; i++) fprintf(f, "  %-11s %s\n", commands[i].name, commands[i].summary);
+    for (size_t i = 0; i < N_COMMANDS; i++) fprintf(f, "  %-15s %s\n", commands[i].name, commands[i].summary);
     fprintf(f, "\n"
                "examples:\n"
                "  llamac run -m model.gguf -p \"Once upon a time\" -n 64\n"

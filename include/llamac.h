@@ -390,6 +390,19 @@ int lc_toolcall_feed(lc_toolcall_parser *p, const char *text, size_t n, const ch
 int lc_toolcall_finish(lc_toolcall_parser *p, const char **show, size_t *show_n, const lc_tool_call **calls,
                        size_t *n_calls);
 
+/* ---- training ---------------------------------------------------------------------------------------------- */
+typedef struct lc_train_tokenizer_params {
+    const char *const *files; /* UTF-8 text files (any bytes are accepted) */
+    size_t n_files;
+    uint32_t vocab_size;      /* total tokens: 256 bytes + learned merges + 7 Llama 3 control tokens */
+    uint32_t min_frequency;   /* a pair seen fewer times is not merged (0: 2) */
+} lc_train_tokenizer_params;
+/* Trains a byte-level BPE tokenizer with the Llama 3 pre-tokenizer on the files and writes it to out_path as a GGUF
+** vocabulary (tokenizer.ggml.*; loads with lc_tokenizer_load). Deterministic: the same text gives the same file.
+** Fewer tokens than vocab_size when the text has no more pairs of min_frequency. LC_E_INVALID (no text, vocabulary
+** too small), LC_E_IO naming the file, LC_E_NOMEM. */
+int lc_train_tokenizer(const lc_train_tokenizer_params *p, const char *out_path);
+
 /* ---- misc --------------------------------------------------------------------------------------------------- */
 int lc_n_cores(void);
 double lc_time_s(void); /* monotonic seconds */
