@@ -42,6 +42,15 @@ typedef struct nword {
 } nword;
 
 /* merges "L R" as byte strings (raw bytes, \x01 between: the test compares bytes, not GPT-2 text) */
+static char **g_piece; /* the naive trainer's tokens (the merge arrays point into them); freed by free_naive */
+static int g_ntok;
+
+static void free_naive(void) {
+    for (int i = 0; i < g_ntok; i++) free(g_piece[i]);
+    free(g_piece);
+    g_piece = NULL, g_ntok = 0;
+}
+
 static int naive_train(const char *text, size_t len, int n_merges, char ***out_l, char ***out_r, int **out_ll, int **out_rl) {
     nword *w = NULL;
     int nw = 0, cw = 0;
@@ -122,7 +131,8 @@ static int naive_train(const char *text, size_t len, int n_merges, char ***out_l
     free(cnt);
     for (int j = 0; j < nw; j++) free(w[j].sym);
     free(w);
-    free(plen); /* pieces stay alive: the caller's merge arrays point into them (freed at exit) */
+    free(plen);
+    g_piece = piece, g_ntok = ntok;
     return made;
 }
 
@@ -197,6 +207,7 @@ static const char *check_against_naive(const char *corpus_path, int vocab) {
     printf("        %s: %d merges, equal to the naive trainer's%s\n", corpus_path, want, bad ? " - NO" : "");
     gguf_close(f);
     free(L), free(R), free(LL), free(RL);
+    free_naive();
     return bad;
 }
 
