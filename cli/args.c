@@ -360,3 +360,37 @@ void cli_json_str(FILE *f, const char *str) {
     }
     fputc('"', f);
 }
+
+/* ---- LoRA adapters on the command line ---- */
+
+int cli_lora_take(const char *cmd, int *argc, char **argv, cli_lora *l) {
+    int o = 1;
+    for (int i = 1; i < *argc; i++) {
+        const bool plain = !strcmp(argv[i], "--lora"), scaled = !strcmp(argv[i], "--lora-scaled");
+        if (!plain && !scaled) {
+            argv[o++] = argv[i];
+            continue;
+        }
+        if (l->n == CLI_MAX_LORA) return cli_usage_error(cmd, "at most %d adapters", CLI_MAX_LORA);
+        if (i + (scaled ? 2 : 1) >= *argc) return cli_usage_error(cmd, "%s needs %s", argv[i], scaled ? "FILE SCALE" : "FILE");
+        l->file[l->n] = argv[++i];
+        double s = 1.0;
+        if (scaled && cli_parse_float(cmd, "--lora-scaled", argv[++i], -1e6, 1e6, &s)) return CLI_USAGE;
+        l->scale[l->n++] = (float)s;
+    }
+    *argc = o;
+    argv[o] = NULL;
+    return CLI_OK;
+}
+
+int cli_lora_apply(cli_lora *l, const lc_model *m, lc_context *c) {
+    if (!l->n) return CLI_OK;
+    for (int i = 0; i < l->n; i++)
+        if (lc_lora_load(m, l->file[i], &l->ad[i])) return cli_lib_error();
+    if (lc_context_set_lora(c, l->ad, l->scale, (size_t)l->n)) return cli_lib_error();
+    return CLI_OK;
+}
+
+void cli_lora_free(cli_lora *l) {
+    for (int i = 0; i < l->n; i++) lc_lora_free(l->ad[i]);
+}

@@ -84,6 +84,22 @@ void cli_json_float(FILE *f, double x);
 /* Writes s as a JSON string (quotes, escapes; invalid UTF-8 bytes become U+FFFD). */
 void cli_json_str(FILE *f, const char *s);
 
+/* LoRA adapters given as --lora FILE (scale 1) and --lora-scaled FILE SCALE, repeatable: cli_lora_take removes them
+** from argv (before cli_parse), cli_lora_apply loads them for m and sets them on c, cli_lora_free after c is freed. */
+#define CLI_MAX_LORA 8
+typedef struct cli_lora {
+    const char *file[CLI_MAX_LORA];
+    float scale[CLI_MAX_LORA];
+    lc_lora *ad[CLI_MAX_LORA];
+    int n;
+} cli_lora;
+#define CLI_LORA_HELP                                                                                              \
+    "  --lora FILE              apply a LoRA adapter (GGUF, llama.cpp's format; repeatable)\n"                     \
+    "  --lora-scaled FILE S     apply a LoRA adapter with scale S\n"
+int cli_lora_take(const char *cmd, int *argc, char **argv, cli_lora *l);
+int cli_lora_apply(cli_lora *l, const lc_model *m, lc_context *c);
+void cli_lora_free(cli_lora *l);
+
 /* The subcommands: argv[0] is the subcommand's name. Each returns an exit code. */
 int cmd_run(int argc, char **argv);
 int cmd_info(int argc, char **argv);

@@ -32,6 +32,7 @@ static const char *logits_help =
     "  -b, --batch-size N   tokens per decode call (default: min(sequence length, 512))\n"
     "  -t, --threads N      threads (default: all cores)\n"
     "  --no-bos             do not prepend BOS to the text\n"
+    CLI_LORA_HELP
     "  -h, --help           this help\n";
 
 /* a ranks before b: larger logit first, NaN last, equal values by lower id */
@@ -143,7 +144,10 @@ int cmd_logits(int argc, char **argv) {
     };
     bool help;
     size_t n_pos;
-    int r = cli_parse(cmd, argc, argv, opts, sizeof opts / sizeof *opts, NULL, 0, &n_pos, &help);
+    cli_lora lora = {0};
+    int r = cli_lora_take(cmd, &argc, argv, &lora);
+    if (r) return r;
+    r = cli_parse(cmd, argc, argv, opts, sizeof opts / sizeof *opts, NULL, 0, &n_pos, &help);
     if (r) return r;
     if (help) {
         fputs(logits_help, stdout);
@@ -198,7 +202,8 @@ int cmd_logits(int argc, char **argv) {
     if (cp.n_batch > cp.n_ctx) cp.n_batch = cp.n_ctx;
     cp.n_threads = (int)threads;
     cp.kv_type = cli_kv_type(kv);
-    if (lc_context_new(m, &cp, &c)) {
+    if (lc_context_new(m, &cp, &c) || (r = cli_lora_apply(&lora, m, c))) {
+        if (r) goto done;
         r = cli_lib_error();
         goto done;
     }
@@ -255,6 +260,7 @@ done:
     free(text);
     free(ids);
     lc_context_free(c);
+    cli_lora_free(&lora);
     lc_model_free(m);
     return r;
 }

@@ -38,6 +38,7 @@ static const char *run_help =
     "  --ignore-eos             keep generating past end-of-generation tokens\n"
     "  --no-echo                do not print the prompt\n"
     "  --print-ids              print the generated token ids (space-separated) instead of text\n"
+    CLI_LORA_HELP
     "  -h, --help               this help\n";
 
 static uint64_t random_seed(void) {
@@ -97,7 +98,10 @@ int cmd_run(int argc, char **argv) {
     };
     bool help;
     size_t n_pos;
-    int r = cli_parse(cmd, argc, argv, opts, sizeof opts / sizeof *opts, NULL, 0, &n_pos, &help);
+    cli_lora lora = {0};
+    int r = cli_lora_take(cmd, &argc, argv, &lora);
+    if (r) return r;
+    r = cli_parse(cmd, argc, argv, opts, sizeof opts / sizeof *opts, NULL, 0, &n_pos, &help);
     if (r) return r;
     if (help) {
         fputs(run_help, stdout);
@@ -148,7 +152,8 @@ int cmd_run(int argc, char **argv) {
     cp.n_batch = (uint32_t)n_batch;
     cp.n_threads = (int)threads;
     cp.kv_type = cli_kv_type(kv);
-    if (lc_context_new(m, &cp, &c)) {
+    if (lc_context_new(m, &cp, &c) || (r = cli_lora_apply(&lora, m, c))) {
+        if (r) goto done;
         r = cli_lib_error();
         goto done;
     }
@@ -255,6 +260,7 @@ done:
     free(ids);
     lc_sampler_free(smp);
     lc_context_free(c);
+    cli_lora_free(&lora);
     lc_model_free(m);
     return r;
 }

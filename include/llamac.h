@@ -225,6 +225,19 @@ void lc_kv_remove(lc_context *c, int32_t seq, int32_t p0, int32_t p1);
 /* Number of cached positions of sequence seq (its next position). */
 int32_t lc_kv_seq_len(const lc_context *c, int32_t seq);
 
+/* ---- LoRA adapters ------------------------------------------------------------------------------------------
+** GGUF LoRA adapters as llama.cpp loads them (general.type "adapter", adapter.type "lora", adapter.lora.alpha,
+** "<weight>.lora_a" [n_in, r] and "<weight>.lora_b" [r, n_out] for attention/FFN projections and output.weight). */
+typedef struct lc_lora lc_lora;
+/* Loads an adapter for model m (checked against m's weights: names and shapes; errors name the file and tensor).
+** *out owned by the caller (lc_lora_free), after every context using it. */
+int lc_lora_load(const lc_model *m, const char *path, lc_lora **out);
+void lc_lora_free(lc_lora *a);
+/* The adapters applied by c's next decodes (replacing earlier ones; n = 0: none), each with its scale (scales
+** NULL: 1). Each projection becomes W x + scale * alpha/r * B(A x) (scale alone when alpha is 0); scale 0 gives the
+** base model exactly. Cached KV entries are not recomputed: clear the cache when the adapters change. */
+int lc_context_set_lora(lc_context *c, lc_lora *const *adapters, const float *scales, size_t n);
+
 /* ---- sampling ----------------------------------------------------------------------------------------------- */
 #define LC_SEED_RANDOM UINT64_MAX /* lc_sampler_params.seed: a different seed on every run (llama.cpp's default) */
 

@@ -30,6 +30,8 @@ void lc_context_free(lc_context *c) {
     float *bufs[] = {c->x, c->xb, c->xb2, c->q, c->k, c->v, c->att_out, c->hb, c->hb2, c->att, c->rope_cs, c->logits};
     for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) lc__aligned_free(bufs[i]);
     lc__aligned_free(c->xq);
+    lc__aligned_free(c->lora_t);
+    lc__aligned_free(c->lora_u);
     lc__aligned_free(c->qconv);
     lc__free(c->cell_of);
     lc__free(c->out_rows);

@@ -188,6 +188,11 @@ static void forward_worker(void *arg, int ith, int nth) {
         matmul(c, &pk, &L->wq, c->xb, c->q, n, ith, nth);
         matmul(c, &pk, &L->wk, c->xb, c->k, n, ith, nth);
         matmul(c, &pk, &L->wv, c->xb, c->v, n, ith, nth);
+        if (c->n_lora) {
+            lc__lora_apply(c, (int)il, LC_LORA_Q, c->xb, c->q, n, ith, nth);
+            lc__lora_apply(c, (int)il, LC_LORA_K, c->xb, c->k, n, ith, nth);
+            lc__lora_apply(c, (int)il, LC_LORA_V, c->xb, c->v, n, ith, nth);
+        }
         lc_pool_barrier(c->pool);
         for (int i = r0; i < r1; i++) {
             const float *cs = c->rope_cs + (size_t)i * hp->n_rot;
@@ -211,6 +216,7 @@ static void forward_worker(void *arg, int ith, int nth) {
         lc_pool_barrier(c->pool);
         pk.vdt = -1;
         matmul(c, &pk, &L->wo, c->att_out, c->xb2, n, ith, nth);
+        if (c->n_lora) lc__lora_apply(c, (int)il, LC_LORA_O, c->att_out, c->xb2, n, ith, nth);
         lc_pool_barrier(c->pool);
         for (int i = r0; i < r1; i++) {
             float *x = c->x + (size_t)i * n_embd;
@@ -236,6 +242,10 @@ static void forward_worker(void *arg, int ith, int nth) {
         pk.vdt = -1;
         matmul(c, &pk, &L->w_gate, c->xb, c->hb, n, ith, nth);
         matmul(c, &pk, &L->w_up, c->xb, c->hb2, n, ith, nth);
+        if (c->n_lora) {
+            lc__lora_apply(c, (int)il, LC_LORA_GATE, c->xb, c->hb, n, ith, nth);
+            lc__lora_apply(c, (int)il, LC_LORA_UP, c->xb, c->hb2, n, ith, nth);
+        }
         lc_pool_barrier(c->pool);
         for (int i = r0; i < r1; i++) {
             float *g = c->hb + (size_t)i * n_ff;
@@ -245,6 +255,7 @@ static void forward_worker(void *arg, int ith, int nth) {
         lc_pool_barrier(c->pool);
         pk.vdt = -1;
         matmul(c, &pk, &L->w_down, c->hb, c->xb2, n, ith, nth);
+        if (c->n_lora) lc__lora_apply(c, (int)il, LC_LORA_DOWN, c->hb, c->xb2, n, ith, nth);
         lc_pool_barrier(c->pool);
         for (int i = r0; i < r1; i++) {
             float *x = c->x + (size_t)i * n_embd;
@@ -259,6 +270,7 @@ static void forward_worker(void *arg, int ith, int nth) {
     lc_pool_barrier(c->pool);
     pk.vdt = -1;
     matmul(c, &pk, &m->output, c->xb, c->logits, n, ith, nth);
+    if (c->n_lora) lc__lora_apply(c, -1, LC_LORA_OUTPUT, c->xb, c->logits, n, ith, nth);
 }
 
 void lc__forward(lc_context *c) {

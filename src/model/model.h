@@ -47,8 +47,28 @@ typedef struct lc_kv_cell {
     int32_t pos, seq;
 } lc_kv_cell;
 
+/* LoRA adapters (lora.c): A [rank][n_in] and B [n_out][rank], converted to F32 at load. */
+enum { LC_LORA_Q, LC_LORA_K, LC_LORA_V, LC_LORA_O, LC_LORA_GATE, LC_LORA_UP, LC_LORA_DOWN, LC_LORA_OUTPUT };
+#define LC_MAX_LORA 8
+typedef struct lc_lora_weight {
+    int layer, proj, rank, n_in, n_out;
+    float *a, *b;
+} lc_lora_weight;
+struct lc_lora {
+    float alpha;
+    lc_lora_weight *w;
+    size_t n;
+};
+/* y += s * B (A x) for the adapters of (layer, proj) set on c (all threads take part; barriers inside). */
+void lc__lora_apply(lc_context *c, int layer, int proj, const float *x, float *y, int n_tok, int ith, int nth);
+
 struct lc_context {
     lc_model *model;
+    /* LoRA adapters (lc_context_set_lora) and their scratch: n_batch x max rank, n_batch x max n_out */
+    const lc_lora *lora[LC_MAX_LORA];
+    float lora_scale[LC_MAX_LORA];
+    int n_lora;
+    float *lora_t, *lora_u;
     lc_context_params p;
     lc_pool *pool;
     /* KV cache: per layer [n_ctx][n_kv_dim] of kv_type (f16 or f32) */

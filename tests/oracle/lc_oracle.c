@@ -32,7 +32,8 @@ static void log_quiet(enum ggml_log_level level, const char *text, void *user) {
 
 static void usage(void) {
     fputs("usage:\n"
-          "  lc_oracle logits   -m MODEL -i IDS_FILE -o OUT.f32 [-t 2] [--kv f32|f16] [-c N_CTX] [-v]\n"
+          "  lc_oracle logits   -m MODEL -i IDS_FILE -o OUT.f32 [-t 2] [--kv f32|f16] [-c N_CTX]\n"
+          "                     [--lora FILE [--lora-scale S]]... [-v]\n"
           "      ids: text file of token ids (whitespace/comma separated); OUT: float32 [n][n_vocab], every position.\n"
           "  lc_oracle bench    -m MODEL [-p 512] [-n 128] [-t 2] [-r 3] [-b 512] [--kv f16|f32]\n"
           "                     [--fa auto|on|off] [--json] [-v]\n"
@@ -119,6 +120,9 @@ typedef struct opts {
     enum ggml_type kv;
     enum llama_flash_attn_type fa;
     bool json, special, no_bos;
+    const char *lora[8]; /* logits: LoRA adapters (--lora FILE [--lora-scale S] per adapter) */
+    float lora_scale[8];
+    int n_lora;
 } opts;
 
 /* One batch of every id at positions 0..n-1 of sequence 0, logits for every row; written as float32 rows. */
@@ -150,6 +154,18 @@ static int cmd_logits(const opts *o) {
     struct llama_context *ctx = llama_init_from_model(model, cp);
     if (!ctx) {
         fprintf(stderr, "lc_oracle: llama_init_from_model failed\n");
+        return 1;
+    }
+    struct llama_adapter_lora *ad[8];
+    for (int i = 0; i < o->n_lora; i++) {
+        ad[i] = llama_adapter_lora_init(model, o->lora[i]);
+        if (!ad[i]) {
+            fprintf(stderr, "lc_oracle: llama.cpp refused the adapter %s\n", o->lora[i]);
+            return 1;
+        }
+    }
+    if (o->n_lora && llama_set_adapters_lora(ctx, ad, (size_t)o->n_lora, (float *)o->lora_scale) != 0) {
+        fprintf(stderr, "lc_oracle: llama_set_adapters_lora failed\n");
         return 1;
     }
     struct llama_batch b = llama_batch_init(n, 0, 1);
@@ -397,6 +413,8 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "-r")) { NEEDV; o.reps = (int)parse_int(a, v, 1, 1000); }
         else if (!strcmp(a, "-b")) { NEEDV; o.n_batch = (int)parse_int(a, v, 1, 1 << 16); }
         else if (!strcmp(a, "--kv")) { NEEDV; o.kv = parse_kv(v); }
+        else if (!strcmp(a, "--lora") && o.n_lora < 8) { NEEDV; o.lora[o.n_lora] = v; o.lora_scale[o.n_lora++] = 1.0f; }
+        else if (!strcmp(a, "--lora-scale") && o.n_lora > 0) { NEEDV; o.lora_scale[o.n_lora - 1] = (float)atof(v); }
         else if (!strcmp(a, "--fa")) {
             NEEDV;
             if (!strcmp(v, "auto")) o.fa = LLAMA_FLASH_ATTN_TYPE_AUTO;
