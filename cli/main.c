@@ -18,6 +18,7 @@ int cmd_perplexity(int argc, char **argv); /* cmd_perplexity.c */
 int cmd_template(int argc, char **argv);   /* cmd_template.c */
 int cmd_chat(int argc, char **argv);       /* cmd_chat.c */
 int cmd_train_tokenizer(int argc, char **argv); /* cmd_train_tokenizer.c */
+int cmd_train(int argc, char **argv);           /* cmd_train.c */
 
 static const command commands[] = {
     {"run", cmd_run, "generate text from a prompt, streamed to stdout"},
@@ -31,6 +32,7 @@ static const command commands[] = {
     {"perplexity", cmd_perplexity, "perplexity of a text file, in chunks (as llama-perplexity)"},
     {"chat", cmd_chat, "chat with the model through its chat template (Llama 3.1 tool calls with --tools)"},
     {"train-tokenizer", cmd_train_tokenizer, "learn a byte-level BPE tokenizer (Llama 3 style) from text files"},
+    {"train", cmd_train, "pre-train a small Llama model from scratch on text files (CPU)"},
     {"template", cmd_template, "render a chat template (the model's or a .jinja file) for a conversation"},
 };
 #define N_COMMANDS (sizeof commands / sizeof *commands)

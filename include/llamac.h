@@ -416,6 +416,80 @@ typedef struct lc_train_tokenizer_params {
 ** too small), LC_E_IO naming the file, LC_E_NOMEM. */
 int lc_train_tokenizer(const lc_train_tokenizer_params *p, const char *out_path);
 
+/* Pre-training a Llama model from scratch on the CPU (`llamac train`). The model is exactly what lc_model_load
+** runs: llama architecture, f32 weights, tied output embedding, RoPE as llama.cpp's "normal" mode. */
+typedef struct lc_train_config {
+    uint32_t n_embd, n_layer, n_head, n_head_kv, n_ff; /* n_embd / n_head = head dimension (even) */
+    uint32_t n_ctx;                                    /* training context (tokens per sequence) */
+    float rope_theta, rms_eps;
+} lc_train_config;
+
+/* Named model shapes for lc_train ("tiny", "small", ...): i-th preset (name and one-line description static), or
+** NULL past the last. */
+const char *lc_train_config_preset(size_t i, lc_train_config *cfg, const char **desc);
+/* The preset of that name; LC_E_INVALID listing the names when unknown. */
+int lc_train_config_by_name(const char *name, lc_train_config *cfg);
+
+enum {
+    LC_TRAIN_START = 0,      /* data tokenized, model ready (stats: sizes; step = first step to run) */
+    LC_TRAIN_STEP = 1,       /* an optimizer step finished */
+    LC_TRAIN_EVAL = 2,       /* validation loss computed (val_loss) */
+    LC_TRAIN_CHECKPOINT = 3, /* checkpoint written (after step `step`) */
+    LC_TRAIN_DONE = 4,       /* model written */
+};
+
+typedef struct lc_train_stats {
+    int event;                        /* LC_TRAIN_* */
+    int64_t step, n_steps;            /* steps done so far, total */
+    double loss;                      /* mean train loss of the last step (nats/token) */
+    double val_loss;                  /* last validation loss (NaN before the first evaluation) */
+    double lr, grad_norm;             /* of the last step (grad_norm before clipping) */
+    double tokens_per_s, elapsed_s, eta_s; /* training tokens/s since start (or resume), wall time, remaining */
+    double gflops;                    /* achieved GFLOP/s (matmuls + attention, forward + backward) */
+    double time_matmul_s, time_attention_s, time_other_s; /* where the forward/backward time went */
+    uint64_t n_params;                /* model parameters */
+    uint64_t n_train_tokens, n_val_tokens, n_vocab;
+    int64_t resumed_from;             /* step of the checkpoint resumed from, or -1 */
+    const char *kernel;               /* matrix kernel in use ("avx512", ...) */
+} lc_train_stats;
+
+typedef struct lc_train_params {
+    const char *const *corpus; /* UTF-8 text files */
+    size_t n_corpus;
+    const char *doc_sep;       /* a line equal to this separates documents (NULL: each file is one document) */
+    const char *tokenizer;     /* any file lc_tokenizer_load accepts; a GGUF's tokenizer.* keys go into the model */
+    const char *out;           /* the model GGUF (written through a temporary file and a rename) */
+    const char *checkpoint;    /* NULL: out + ".ckpt" */
+    lc_train_config config;
+    int64_t n_steps;           /* optimizer steps */
+    uint32_t batch;            /* sequences per step (of config.n_ctx tokens) */
+    uint32_t micro_batch;      /* sequences per forward/backward (gradient accumulation; 0: about 1024 tokens) */
+    float lr, min_lr;          /* peak and final learning rate */
+    int64_t warmup;            /* linear warm-up steps */
+    float weight_decay, beta1, beta2, adam_eps;
+    float clip;                /* global gradient-norm clipping (0: off) */
+    double val_frac;           /* fraction of the tokens held out for validation */
+    uint32_t val_batches;      /* validation batches per evaluation (of `batch` sequences) */
+    int64_t eval_every;        /* steps between evaluations (0: only at the end) */
+    int64_t checkpoint_every;  /* steps between checkpoints (0: none) */
+    uint64_t seed;
+    int n_threads;             /* <= 0: all cores */
+    bool resume;               /* continue from the checkpoint (must match model shape, batch and data) */
+    /* Called on the calling thread for every event; a nonzero return stops training after the current step: a
+    ** checkpoint and the model are written and lc_train returns LC_OK with stats->step < n_steps. */
+    int (*on_event)(const lc_train_stats *s, void *user);
+    void *user;
+} lc_train_params;
+
+lc_train_params lc_train_default_params(void);
+/* Tokenizes the corpus (each document gets the tokenizer's BOS when it adds one, and EOS at its end), holds out
+** val_frac of it (every k-th chunk of 64 windows, deterministic), and trains: per step `batch` windows of n_ctx+1
+** tokens drawn from the training part by a seeded generator, AdamW with warm-up and cosine decay, gradient
+** clipping. Checkpoints (weights, moments, step, generator state) are written by rename; with resume the run
+** continues bit-identically to one never interrupted. final (may be NULL) gets the last stats. LC_E_INVALID (bad
+** parameters, corpus too small, checkpoint of another run), LC_E_IO, LC_E_FORMAT, LC_E_NOMEM. */
+int lc_train(const lc_train_params *p, lc_train_stats *final);
+
 /* ---- misc --------------------------------------------------------------------------------------------------- */
 int lc_n_cores(void);
 double lc_time_s(void); /* monotonic seconds */
