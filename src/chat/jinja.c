@@ -20,8 +20,8 @@
 
 #define MAX_DEPTH 200               /* expression/statement nesting, parse and render */
 #define MAX_OUTPUT ((size_t)64 << 20) /* bytes a render may write */
-#define MAX_STEPS 10000000LL        /* loop iterations + calls per render */
-#define MAX_MEMORY ((size_t)256 << 20) /* bytes of values a render may create */
+#define MAX_STEPS 1000000LL         /* loop iterations + calls per render (chat templates take hundreds) */
+#define MAX_MEMORY ((size_t)64 << 20) /* bytes of values a render may create */
 
 /* ---- tree ---- */
 
@@ -1117,7 +1117,12 @@ static int64_t inum(jv v) {
     return (int64_t)v.u.f;
 }
 
-static bool equal(jv a, jv b) {
+static bool equal_at(jv a, jv b, int depth);
+static bool equal(jv a, jv b) { return equal_at(a, b, 0); }
+
+/* Python's ==; containers compare item by item (a namespace can hold itself: past 64 levels, unequal). */
+static bool equal_at(jv a, jv b, int depth) {
+    if (depth > 64) return false;
     if (is_num(a) && is_num(b)) {
         if (a.k != JV_FLOAT && b.k != JV_FLOAT) return inum(a) == inum(b);
         return num(a) == num(b);
@@ -1129,13 +1134,13 @@ static bool equal(jv a, jv b) {
     case JV_LIST:
         if (a.u.l->n != b.u.l->n) return false;
         for (size_t i = 0; i < a.u.l->n; i++)
-            if (!equal(a.u.l->a[i], b.u.l->a[i])) return false;
+            if (!equal_at(a.u.l->a[i], b.u.l->a[i], depth + 1)) return false;
         return true;
     case JV_DICT: case JV_NS:
         if (a.u.d->n != b.u.d->n) return false;
         for (size_t i = 0; i < a.u.d->n; i++) {
             const jv *o = jv_dict_get(b.u.d, a.u.d->keys[i].u.s.p, a.u.d->keys[i].u.s.n);
-            if (!o || !equal(a.u.d->vals[i], *o)) return false;
+            if (!o || !equal_at(a.u.d->vals[i], *o, depth + 1)) return false;
         }
         return true;
     default: return a.u.macro == b.u.macro;

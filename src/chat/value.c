@@ -490,13 +490,20 @@ static void put_repr_str(jbuf *b, const char *s, size_t n) {
     jbuf_put(b, &qc, 1);
 }
 
-static void put_repr(jbuf *b, jv v) {
+static void to_str(jbuf *b, jv v, int depth);
+
+static void put_repr(jbuf *b, jv v, int depth) {
     if (v.k == JV_STR) return put_repr_str(b, v.u.s.p, v.u.s.n);
     if (v.k == JV_UNDEF) return jbuf_puts(b, "Undefined");
-    jv_to_str(b, v);
+    to_str(b, v, depth);
 }
 
-void jv_to_str(jbuf *b, jv v) {
+void jv_to_str(jbuf *b, jv v) { to_str(b, v, 0); }
+
+/* depth: containers inside containers; a namespace can hold itself, so past 64 levels "..." is printed (Python prints
+** [...] / {...} for a container inside itself) */
+static void to_str(jbuf *b, jv v, int depth) {
+    if (depth > 64 && (v.k == JV_LIST || v.k == JV_DICT || v.k == JV_NS)) return jbuf_puts(b, "...");
     char t[32];
     switch (v.k) {
     case JV_UNDEF: return;
@@ -509,7 +516,7 @@ void jv_to_str(jbuf *b, jv v) {
         jbuf_puts(b, "[");
         for (size_t i = 0; i < v.u.l->n; i++) {
             if (i) jbuf_puts(b, ", ");
-            put_repr(b, v.u.l->a[i]);
+            put_repr(b, v.u.l->a[i], depth + 1);
         }
         return jbuf_puts(b, "]");
     case JV_DICT:
@@ -517,9 +524,9 @@ void jv_to_str(jbuf *b, jv v) {
         jbuf_puts(b, v.k == JV_NS ? "<Namespace {" : "{");
         for (size_t i = 0; i < v.u.d->n; i++) {
             if (i) jbuf_puts(b, ", ");
-            put_repr(b, v.u.d->keys[i]);
+            put_repr(b, v.u.d->keys[i], depth + 1);
             jbuf_puts(b, ": ");
-            put_repr(b, v.u.d->vals[i]);
+            put_repr(b, v.u.d->vals[i], depth + 1);
         }
         return jbuf_puts(b, v.k == JV_NS ? "}>" : "}");
     case JV_FUNC: return jbuf_puts(b, "<built-in function>");

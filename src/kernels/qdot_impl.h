@@ -70,7 +70,14 @@ QD_ATTR static inline qd_u8x32 q5_high_bits(const uint8_t *qh) {
                           18, 18, 18, 18, 18, 18, 18, 18, 19, 19, 19, 19, 19, 19, 19, 19};
     const qd_u8x32 bit = {1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128,
                           1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128};
+#ifdef __clang__ /* Clang has no __builtin_shuffle; its shufflevector takes the constant indices */
+    (void)sel;
+    const qd_u8x32 spread = __builtin_shufflevector(bytes, bytes, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 18, 18, 18,
+                                                    18, 18, 18, 18, 18, 19, 19, 19, 19, 19, 19, 19, 19);
+    return (qd_u8x32)((spread & bit) != 0) & 16;
+#else
     return (qd_u8x32)((__builtin_shuffle(bytes, sel) & bit) != 0) & 16;
+#endif
 }
 
 QD_ATTR static inline qd_u8x32 unpack_q5(const uint8_t *qs, const uint8_t *qh, int offset) {
@@ -80,7 +87,13 @@ QD_ATTR static inline qd_u8x32 unpack_q5(const uint8_t *qs, const uint8_t *qh, i
 QD_ATTR static inline qd_u8x16 qd_iq4_lookup(qd_u8x16 idx) {
     qd_u8x16 levels;
     memcpy(&levels, lc__iq4nl_values, 16);
+#ifdef __clang__ /* no variable byte shuffle builtin in Clang: a lookup per byte */
+    qd_u8x16 r;
+    for (int i = 0; i < 16; i++) r[i] = levels[idx[i] & 15];
+    return r;
+#else
     return __builtin_shuffle(levels, idx);
+#endif
 }
 
 QD_ATTR static inline qd_u8x32 unpack_iq4_nl(const uint8_t *qs) {
