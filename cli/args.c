@@ -12,6 +12,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 int cli_usage_error(const char *cmd, const char *fmt, ...) {
@@ -393,4 +394,15 @@ int cli_lora_apply(cli_lora *l, const lc_model *m, lc_context *c) {
 
 void cli_lora_free(cli_lora *l) {
     for (int i = 0; i < l->n; i++) lc_lora_free(l->ad[i]);
+}
+
+uint64_t cli_random_seed(void) {
+    uint64_t s = 0;
+    FILE *f = fopen("/dev/urandom", "rb");
+    if (f) {
+        if (fread(&s, sizeof s, 1, f) != 1) s = 0;
+        fclose(f);
+    }
+    if (!s) s = (uint64_t)time(NULL) * 6364136223846793005ull ^ (uint64_t)getpid();
+    return s & 0xFFFFFFFFull;
 }

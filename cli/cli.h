@@ -84,6 +84,10 @@ void cli_json_float(FILE *f, double x);
 /* Writes s as a JSON string (quotes, escapes; invalid UTF-8 bytes become U+FFFD). */
 void cli_json_str(FILE *f, const char *s);
 
+/* A sampling seed when none was given: from /dev/urandom (else time and pid), 32 bits so it is short enough to
+** retype with --seed. */
+uint64_t cli_random_seed(void);
+
 /* LoRA adapters given as --lora FILE (scale 1) and --lora-scaled FILE SCALE, repeatable: cli_lora_take removes them
 ** from argv (before cli_parse), cli_lora_apply loads them for m and sets them on c, cli_lora_free after c is freed. */
 #define CLI_MAX_LORA 8

@@ -41,17 +41,6 @@ static const char *run_help =
     CLI_LORA_HELP
     "  -h, --help               this help\n";
 
-static uint64_t random_seed(void) {
-    uint64_t s = 0;
-    FILE *f = fopen("/dev/urandom", "rb");
-    if (f) {
-        if (fread(&s, sizeof s, 1, f) != 1) s = 0;
-        fclose(f);
-    }
-    if (!s) s = (uint64_t)time(NULL) * 6364136223846793005ull ^ (uint64_t)getpid();
-    return s & 0xFFFFFFFFull; /* short enough to retype */
-}
-
 /* Writes token id as text (or as its id). Returns CLI_OK or the error exit code. */
 static int emit(const lc_model *m, lc_detok *d, int32_t id, bool ids, bool *first_id) {
     if (ids) {
@@ -113,7 +102,7 @@ int cmd_run(int argc, char **argv) {
     int32_t *ids = NULL;
     size_t n_ids = 0;
     if (ids_s && (r = cli_parse_int_list(cmd, "--ids", ids_s, 0, INT32_MAX, &ids, &n_ids))) return r;
-    if (!seed_set) seed = random_seed();
+    if (!seed_set) seed = cli_random_seed();
 
     lc_model *m = NULL;
     lc_context *c = NULL;

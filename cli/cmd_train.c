@@ -48,7 +48,8 @@ static const char *help_tail =
     "  --val-batches N        validation batches per evaluation (default 4)\n"
     "  --eval-every N         steps between validations (default 100; 0: only at the end)\n"
     "  --log-every N          steps between log lines (default 10)\n"
-    "  --checkpoint-every N   steps between checkpoints (default 100; 0: only at the end)\n"
+    "  --checkpoint-every N   steps between checkpoints (default 100; 0: only at the end). The last one stays:\n"
+    "                         --resume with a larger --steps trains on (the cosine schedule stretches)\n"
     "  --checkpoint FILE      checkpoint path (default OUT.ckpt)\n"
     "  --resume               continue from the checkpoint (must be the same run: shape, batch, seed, data)\n"
     "  --seed S               initial weights and window sampling (default 1)\n"
@@ -57,14 +58,18 @@ static const char *help_tail =
     "\n"
     "example:\n"
     "  llamac train-tokenizer -f corpus.txt --vocab 4096 -o tok.gguf\n"
-    "  llamac train -f corpus.txt --tokenizer tok.gguf --config small --steps 2000 -o model.gguf\n"
+    "  llamac train -f corpus.txt --tokenizer tok.gguf --config small --steps 1500 -o model.gguf\n"
     "  llamac run -m model.gguf -p \"Once upon a time\"\n";
 
 static void print_help(void) {
     fputs(help_head, stdout);
     lc_train_config c;
     const char *desc, *name;
-    for (size_t i = 0; (name = lc_train_config_preset(i, &c, &desc)); i++) printf("                           %-7s %s\n", name, desc);
+    for (size_t i = 0; (name = lc_train_config_preset(i, &c, &desc)); i++) { /* "shape: notes" on two lines */
+        const char *colon = strstr(desc, ": ");
+        if (colon) printf("%27s%-7s %.*s\n%35s%s\n", "", name, (int)(colon - desc), desc, "", colon + 2);
+        else printf("%27s%-7s %s\n", "", name, desc);
+    }
     fputs(help_tail, stdout);
 }
 
@@ -129,8 +134,12 @@ static int on_event(const lc_train_stats *s, void *user) {
         break;
     case LC_TRAIN_EVAL:
         clear_line(u);
-        printf("step %lld: train loss %.4f, val loss %.4f, val perplexity %.2f\n", (long long)s->step, s->loss,
-               s->val_loss, exp(s->val_loss));
+        if (isnan(s->val_loss))
+            printf("step %lld: train loss %.4f (no validation text: --val-frac 0, or too little for one window)\n",
+                   (long long)s->step, s->loss);
+        else
+            printf("step %lld: train loss %.4f, val loss %.4f, val perplexity %.2f\n", (long long)s->step, s->loss,
+                   s->val_loss, exp(s->val_loss));
         fflush(stdout);
         break;
     case LC_TRAIN_CHECKPOINT:

@@ -378,30 +378,131 @@ int lc_model_chat_template(const lc_model *m, const char **src, size_t *len, boo
 void lc_free(void *p);
 
 /* ---- tool calls (Llama 3.1) ---------------------------------------------------------------------------------
-** Finds tool calls in generated text while it streams: feed the text of each token as it is generated, show what
-** lc_toolcall_feed returns (never part of a call), and at the end of the answer call lc_toolcall_finish for the
-** calls and any text that was held back but turned out not to be one. */
+** Finds tool calls in generated text while it streams: feed the text of each token as it is generated (a control
+** token such as <|python_tag|> as its text), show what lc_toolcall_feed returns, and at the end of the answer call
+** lc_toolcall_finish for the calls and any text that was held back but turned out not to be one. Recognised (Meta's
+** Llama 3.1 prompt format): the whole answer as JSON {"name": ..., "parameters": {...}} ("arguments" accepted, also
+** as a JSON string; several objects separated by ';' tolerated), possibly after <|python_tag|>;
+** <function=NAME>{...}</function>; <|python_tag|>tool.call(key="value", n=3, flag=True) for built-in tools
+** (brave_search, wolfram_alpha, ...); any other text after <|python_tag|> is code for the ipython environment. A
+** python tag after some text starts a call there (the text before it is shown). <|eom_id|> or <|eot_id|> written as
+** text ends the answer (what follows is dropped). Guarantees: the text shown during and after the answer is always a
+** prefix of the answer (never a byte of a recognised call); an answer without a call is shown whole; malformed calls
+** are shown as text, with lc_toolcall_note saying why. A parser is used by one thread at a time. */
 enum {
-    LC_TOOL_CUSTOM = 0,  /* {"name": ..., "parameters": {...}}: a function the application defined */
+    LC_TOOL_CUSTOM = 0,  /* a function the application defined: {"name": ..., "parameters": {...}} */
     LC_TOOL_BUILTIN = 1, /* <|python_tag|>name.call(k="v", ...): brave_search, wolfram_alpha, ... */
     LC_TOOL_CODE = 2,    /* <|python_tag|> then code: name "code_interpreter", arguments {"code": "..."} */
 };
+enum { LC_TOOL_END_NONE = 0, LC_TOOL_END_EOM = 1, LC_TOOL_END_EOT = 2 }; /* end marker seen in the text */
 typedef struct lc_tool_call {
     int kind;              /* LC_TOOL_* */
     const char *name;      /* the function or tool */
-    const char *arguments; /* a JSON object */
+    const char *arguments; /* a JSON object, formatted as Python's json.dumps (", " and ": ") */
+    const char *code;      /* LC_TOOL_CODE: the code itself (also in arguments); else NULL */
 } lc_tool_call;
 typedef struct lc_toolcall_parser lc_toolcall_parser;
+/* *out owned by the caller: lc_toolcall_parser_free (NULL is a no-op). LC_E_NOMEM. */
 int lc_toolcall_parser_new(lc_toolcall_parser **out);
 void lc_toolcall_parser_free(lc_toolcall_parser *p);
-/* Starts a new answer. */
+/* Starts a new answer (forgets the text, the calls and the note). */
 void lc_toolcall_reset(lc_toolcall_parser *p);
-/* Adds generated text; *show (*show_n bytes, valid until the next call) is what may be displayed now. */
+/* Adds n bytes of generated text; *show (*show_n bytes, valid until the next call on p) is what may be displayed
+** now. Text after an end marker is ignored. LC_E_NOMEM. */
 int lc_toolcall_feed(lc_toolcall_parser *p, const char *text, size_t n, const char **show, size_t *show_n);
-/* Ends the answer: *show is held text that was not a call, *calls the calls found (0 or 1), valid until the next
-** reset, finish or free. */
+/* Ends the answer: *show is held text that was not a call, *calls the calls found (*n_calls, 0 when none), valid
+** until the next reset, finish or free. LC_E_NOMEM. */
 int lc_toolcall_finish(lc_toolcall_parser *p, const char **show, size_t *show_n, const lc_tool_call **calls,
                        size_t *n_calls);
+/* The end marker the text held (LC_TOOL_END_*): <|eom_id|> means the model waits for a tool's result. */
+int lc_toolcall_end_marker(const lc_toolcall_parser *p);
+/* Why held text was shown after all ("not a tool call (invalid JSON at byte 12 of the answer)..."), or NULL. Valid
+** until the next call on p. */
+const char *lc_toolcall_note(const lc_toolcall_parser *p);
+
+/* ---- chat sessions (src/chat/session.c) --------------------------------------------------------------------
+** A conversation with a model through its chat template, on one sequence of a context. Each turn (lc_chat_prompt)
+** renders the whole message list with the template (messages, tools, add_generation_prompt, bos_token and eos_token
+** from the model, date_string = today as "26 Jul 2024", then the caller's variables, which win), tokenizes it with
+** control tokens parsed (BOS added only when the tokenizer wants one and the template did not write it), keeps the
+** cached tokens it shares with the previous turn and decodes only the rest. The answer is generated token by token
+** (lc_chat_step) and added to the history by lc_chat_end in the form the template writes back as the model wrote it
+** (text; or tool_calls for Llama 3.1 calls), so the next turn reuses it from the cache. A conversation longer than
+** the context is refused with LC_E_RANGE, never cut: the caller drops exchanges (lc_chat_drop_oldest), clears, or
+** uses a larger context. Messages are OpenAI-style JSON objects ({"role", "content", "tool_calls"?, ...}).
+** A session is used by one thread at a time; between lc_chat_prompt and lc_chat_end nobody else may decode on its
+** context (sessions on distinct seq_ids may share a context turn by turn). */
+typedef struct lc_chat lc_chat;
+typedef struct lc_chat_params {
+    const char *template_src;  /* Jinja text (copied); NULL: the model's (lc_model_chat_template) */
+    size_t template_len;
+    const char *template_name; /* names the template in error messages (NULL: "tokenizer.chat_template") */
+    const char *tools_json;    /* JSON list of tool definitions, the template's tools (NULL: none) */
+    const char *vars_json;     /* JSON object of more template variables ({"builtin_tools": [...], "date_string":
+                               ** ...}); they override the defaults (NULL: none) */
+    bool parse_tool_calls;     /* answers go through a tool-call parser: calls are returned, never shown as text */
+    bool no_reuse;             /* decode the whole conversation every turn (for checks; slower) */
+    int32_t seq_id;            /* the context's sequence the session owns (0) */
+    uint32_t n_batch;          /* prompt tokens per lc_decode, at most the context's n_batch (0: 512) */
+} lc_chat_params;
+typedef struct lc_chat_stats {
+    int32_t n_prompt;    /* tokens of the rendered conversation at the last lc_chat_prompt */
+    int32_t n_reused;    /* of them, kept from the KV cache */
+    int32_t n_decoded;   /* of them, decoded (n_prompt - n_reused; the last is decoded again for its logits) */
+    int32_t n_generated; /* tokens of the answer so far */
+    int32_t n_ctx;       /* the context's size */
+} lc_chat_stats;
+enum { LC_CHAT_GOING = 0, LC_CHAT_END = 1, LC_CHAT_FULL = 2 }; /* lc_chat_step's *state */
+
+lc_chat_params lc_chat_default_params(void);
+/* A session on model m (borrowed) and context c (borrowed; NULL: a session that only renders). Everything in p is
+** copied. The sequence p->seq_id of c is emptied. Errors: the template's (LC_E_FORMAT, "name:line:col: ..."),
+** LC_E_INVALID (tools not a JSON list, vars not a JSON object), LC_E_UNSUPPORTED (no template), LC_E_NOMEM. */
+int lc_chat_new(const lc_model *m, lc_context *c, const lc_chat_params *p, lc_chat **out);
+void lc_chat_free(lc_chat *ch);
+
+/* The history. lc_chat_add: a text message. lc_chat_add_json: any message object (LC_E_INVALID without a string
+** "role"). lc_chat_add_tool_result: the result of the last call, as role "tool" (custom calls) or "ipython"
+** (built-in, code); content that parses as JSON goes in as that value, other text as a string. lc_chat_add_answer:
+** an assistant's raw output (as the model wrote it, <|python_tag|> as text) parsed for calls when the session parses
+** them and added as lc_chat_end adds a generated one; *calls (may be NULL) valid until the next answer. */
+int lc_chat_add(lc_chat *ch, const char *role, const char *content);
+int lc_chat_add_json(lc_chat *ch, const char *message, size_t len);
+int lc_chat_add_tool_result(lc_chat *ch, const char *content, size_t len);
+int lc_chat_add_answer(lc_chat *ch, const char *text, size_t len, const lc_tool_call **calls, size_t *n_calls);
+/* Sets (or with NULL/"" removes) the system message, kept first. */
+int lc_chat_set_system(lc_chat *ch, const char *text);
+/* Forgets the messages (keep_system: but the system message). The KV cache is reused as far as it still matches. */
+void lc_chat_clear(lc_chat *ch, bool keep_system);
+/* Removes the oldest exchange: the first user message and everything up to the next user message (the system
+** message stays); *n_dropped (may be NULL) gets the number of messages removed. LC_E_RANGE: no user message. */
+int lc_chat_drop_oldest(lc_chat *ch, size_t *n_dropped);
+size_t lc_chat_n_messages(const lc_chat *ch);
+/* Keeps the first n messages. */
+void lc_chat_truncate(lc_chat *ch, size_t n);
+/* The messages as a JSON list, one message per line; *out freed with lc_free. */
+int lc_chat_get_messages(const lc_chat *ch, char **out, size_t *len);
+/* Replaces the messages with a JSON list of message objects, kept only if the template renders them (otherwise
+** the old messages stay and the template's error is returned). */
+int lc_chat_set_messages(lc_chat *ch, const char *json, size_t len);
+/* The conversation rendered with the template; *out freed with lc_free. */
+int lc_chat_render(const lc_chat *ch, bool add_generation_prompt, char **out, size_t *len);
+
+/* A turn: lc_chat_prompt brings the cache up to the rendered conversation (st may be NULL); then lc_chat_step
+** samples one token with s, decodes it and gives the text to show now (*text, *n valid until the next call; with
+** parse_tool_calls never a part of a call); *state LC_CHAT_END at an end-of-generation token, LC_CHAT_FULL when the
+** context has no room for the next token. Stop whenever (a length limit, Ctrl-C) and call lc_chat_end: it gives
+** the rest of the text to show and the tool calls (valid until the next turn), and appends the answer (what was
+** generated, also when stopped early) to the history. LC_E_RANGE from lc_chat_prompt: the conversation does not fit
+** (the message says how many tokens it needs). */
+int lc_chat_prompt(lc_chat *ch, lc_chat_stats *st);
+int lc_chat_step(lc_chat *ch, lc_sampler *s, const char **text, size_t *n, int *state);
+int lc_chat_end(lc_chat *ch, const char **text, size_t *n, const lc_tool_call **calls, size_t *n_calls);
+void lc_chat_get_stats(const lc_chat *ch, lc_chat_stats *st);
+/* Tokens of the session's sequence in the KV cache. */
+int32_t lc_chat_n_cached(const lc_chat *ch);
+/* Why the last answer's held text was shown after all (lc_toolcall_note), or NULL. */
+const char *lc_chat_tool_note(const lc_chat *ch);
 
 /* ---- training ---------------------------------------------------------------------------------------------- */
 typedef struct lc_train_tokenizer_params {
@@ -445,7 +546,8 @@ typedef struct lc_train_stats {
     double val_loss;                  /* last validation loss (NaN before the first evaluation) */
     double lr, grad_norm;             /* of the last step (grad_norm before clipping) */
     double tokens_per_s, elapsed_s, eta_s; /* training tokens/s since start (or resume), wall time, remaining */
-    double gflops;                    /* achieved GFLOP/s (matmuls + attention, forward + backward) */
+    double gflops;                    /* useful GFLOP/s: forward + backward FLOPs of the training tokens (6 per
+                                      ** matrix weight and token, causal attention) over the wall time */
     double time_matmul_s, time_attention_s, time_other_s; /* where the forward/backward time went */
     uint64_t n_params;                /* model parameters */
     uint64_t n_train_tokens, n_val_tokens, n_vocab;
@@ -483,11 +585,13 @@ typedef struct lc_train_params {
 
 lc_train_params lc_train_default_params(void);
 /* Tokenizes the corpus (each document gets the tokenizer's BOS when it adds one, and EOS at its end), holds out
-** val_frac of it (every k-th chunk of 64 windows, deterministic), and trains: per step `batch` windows of n_ctx+1
+** val_frac of it (every k-th chunk of 8 windows, deterministic), and trains: per step `batch` windows of n_ctx+1
 ** tokens drawn from the training part by a seeded generator, AdamW with warm-up and cosine decay, gradient
-** clipping. Checkpoints (weights, moments, step, generator state) are written by rename; with resume the run
-** continues bit-identically to one never interrupted. final (may be NULL) gets the last stats. LC_E_INVALID (bad
-** parameters, corpus too small, checkpoint of another run), LC_E_IO, LC_E_FORMAT, LC_E_NOMEM. */
+** clipping (a step whose gradient is not finite is skipped). Checkpoints (weights, moments, step, generator state;
+** always one after the last step) are written by rename; with resume the run continues bit-identically to one
+** never interrupted, with any thread count (a missing checkpoint starts from the beginning; a larger n_steps trains
+** on). Results are reproducible on one kernel variant (lc_cpu_variant). final (may be NULL) gets the last stats.
+** LC_E_INVALID (bad parameters, corpus too small, checkpoint of another run), LC_E_IO, LC_E_FORMAT, LC_E_NOMEM. */
 int lc_train(const lc_train_params *p, lc_train_stats *final);
 
 /* ---- misc --------------------------------------------------------------------------------------------------- */

@@ -282,7 +282,10 @@ static int oracle_logits(const char *model, const int32_t *ids, int n, const cha
 /* ---- the oracle itself reproduces the goldens (so comparisons with it are comparisons with llama.cpp) ---------- */
 /* The goldens were made by a native build of the same commit; the oracle is the prebuilt one. On this project's
 ** machines the two agree bit for bit (tests/oracle/README.md); on another CPU ggml may pick another kernel variant,
-** so the check allows float32 summation-order differences only. */
+** so the check allows float32 summation-order differences only (and, for the F16 KV cache, the spread of
+** llama.cpp's own builds: these two, justified at a) below). */
+#define BOUND_STORIES_KVF32 1e-4
+#define BOUND_STORIES_KVF16 6e-3
 TEST(oracle_reproduces_stories260K_goldens) {
     NEED_ORACLE();
     const char *shared = th_shared_dir();
@@ -314,11 +317,17 @@ TEST(oracle_reproduces_stories260K_goldens) {
     free(ref);
     free(orc);
     CHECKF(ok, "reading the goldens or running the oracle failed");
+    /* The goldens were made on an AVX-512 machine; elsewhere ggml loads another CPU variant (haswell, sse42, ...),
+    ** whose F16-KV path rounds differently: llama.cpp's own AVX2 and SSE4.2 builds land 2.5e-3 and 3.0e-3 from its
+    ** AVX-512 golden (docs/TESTING.md), so there the bounds are the ones llamac is held to. */
+    const bool same_isa = __builtin_cpu_supports("avx512f");
     for (int kv = 0; kv < 2; kv++) {
         char what[128];
-        snprintf(what, sizeof what, "oracle vs %s (max abs %.2g)", gold[kv], max_abs[kv]);
-        report(what, s[kv], 1e-5);
-        CHECKF(s[kv].max_rel <= 1e-5, "%s: rel %.3e at %d", what, s[kv].max_rel, s[kv].worst);
+        const double bound = same_isa ? 1e-5 : kv ? BOUND_STORIES_KVF16 : BOUND_STORIES_KVF32;
+        snprintf(what, sizeof what, "oracle vs %s (max abs %.2g)%s", gold[kv], max_abs[kv],
+                 same_isa ? "" : " [no AVX-512: another ggml CPU variant than the goldens']");
+        report(what, s[kv], bound);
+        CHECKF(s[kv].max_rel <= bound, "%s: rel %.3e at %d", what, s[kv].max_rel, s[kv].worst);
     }
 }
 
@@ -329,8 +338,6 @@ TEST(oracle_reproduces_stories260K_goldens) {
 ** into a whole F16 step now and then, and in this trained model (head_dim 8, peaked attention) those steps add up:
 ** llama.cpp's own AVX2 and SSE4.2 builds land 2.5e-3 and 3.0e-3 from its AVX-512 golden. 6e-3 is twice that and
 ** half the 1.3e-2 that separates the two golden sets, so an engine that ignores the cache type still fails. */
-#define BOUND_STORIES_KVF32 1e-4
-#define BOUND_STORIES_KVF16 6e-3
 
 static void stories_goldens(bool from_bin) {
     const char *shared = th_shared_dir();

@@ -468,10 +468,13 @@ TEST(whole_model_gradients_match_finite_differences) {
     bool ok = fabs(loss - ref) <= 1e-5 * fabs(ref);
     char why[512] = "";
     if (!ok) snprintf(why, sizeof why, "loss %.9g, double reference %.9g", loss, ref);
+    const size_t stride = quick() ? 3 : 1; /* quick: every third parameter */
+    float *sub = malloc(sizeof(float) * m->n_params);
     for (int ti = 0; ok && ti < m->n_tensors; ti++) {
         const tr_tensor *t = &m->tensors[ti];
         const size_t n = (size_t)t->ne0 * t->ne1;
-        for (size_t i = 0; i < n; i++) {
+        size_t k = 0;
+        for (size_t i = 0; i < n; i += stride, k++) {
             double *p = P + t->off + i;
             const double keep = *p, h = 1e-5;
             *p = keep + h;
@@ -479,16 +482,17 @@ TEST(whole_model_gradients_match_finite_differences) {
             *p = keep - h;
             const double fm = ref_model_loss(m, P, tok, tgt, S, T, NULL);
             *p = keep;
-            num[t->off + i] = (fp - fm) / (2 * h);
+            num[k] = (fp - fm) / (2 * h);
+            sub[k] = m->grads[t->off + i];
         }
         size_t wi;
-        const double e = grad_cmp(m->grads + t->off, num + t->off, n, 2e-3, 2e-4, &wi);
+        const double e = grad_cmp(sub, num, k, 2e-3, 2e-4, &wi);
         if (e > 1) {
             ok = false;
-            snprintf(why, sizeof why, "%s[%zu]: analytic %.6g, numeric %.6g", t->name, wi, m->grads[t->off + wi],
-                     num[t->off + wi]);
+            snprintf(why, sizeof why, "%s[%zu]: analytic %.6g, numeric %.6g", t->name, wi * stride, sub[wi], num[wi]);
         }
     }
+    free(sub);
     free(P), free(num);
     tr_run_free(r);
     tr_model_free(m);
@@ -664,6 +668,7 @@ typedef struct run_opts {
     int64_t kill_at; /* > 0: SIGKILL the process when this step ends (in a child) */
     uint64_t seed;
     double first_loss; /* out: the loss of step 1 */
+    uint32_t batch;    /* 0: 8 */
 } run_opts;
 
 static int on_event_kill(const lc_train_stats *s, void *user) {
@@ -685,7 +690,7 @@ static lc_train_params tiny_params(const run_opts *o) {
     p.config = (lc_train_config){.n_embd = 48, .n_layer = 2, .n_head = 4, .n_head_kv = 2, .n_ff = 128, .n_ctx = 32,
                                  .rope_theta = 10000.0f, .rms_eps = 1e-5f};
     p.n_steps = o->steps;
-    p.batch = 8;
+    p.batch = o->batch ? o->batch : 8;
     p.micro_batch = 3; /* 3 + 3 + 2: gradient accumulation over unequal micro-batches */
     p.lr = 3e-3f;
     p.warmup = 5;
@@ -719,9 +724,9 @@ TEST(training_loss_falls) {
     char out[512];
     snprintf(out, sizeof out, "%s/loss.gguf", g_dir);
     /* quick (sanitizers, qemu): fewer steps, a weaker bound */
-    const int64_t steps = quick() ? 50 : 150;
-    const double bound = quick() ? 3.5 : 0.5;
-    run_opts o = {.out = out, .steps = steps, .threads = 2};
+    const int64_t steps = quick() ? 40 : 150;
+    const double bound = quick() ? 4.0 : 0.5;
+    run_opts o = {.out = out, .steps = steps, .threads = 2, .batch = quick() ? 4 : 8};
     lc_train_params p = tiny_params(&o);
     p.eval_every = 50;
     lc_train_stats st;
@@ -732,7 +737,7 @@ TEST(training_loss_falls) {
     /* small initial weights give near-uniform predictions: the first loss is close to ln(512) = 6.24 */
     CHECKF(fabs(o.first_loss - log(512.0)) < 0.3, "first loss %.3f", o.first_loss);
     /* a 12-sentence period is learnable: below 0.5 nats per token after 150 steps of 256 tokens (0.16 here; quick:
-    ** below 3.5 after 50 steps, 2.6 here) */
+    ** below 4.0 after 40 steps of 128 tokens, 3.4 here) */
     CHECKF(st.loss < bound && st.val_loss < bound, "train loss %.3f, val loss %.3f", st.loss, st.val_loss);
 }
 
@@ -742,8 +747,9 @@ TEST(resume_after_kill_gives_the_same_bytes) {
     char a[512], b[512];
     snprintf(a, sizeof a, "%s/a.gguf", g_dir);
     snprintf(b, sizeof b, "%s/b.gguf", g_dir);
-    const int64_t N = 12;
-    run_opts oa = {.out = a, .steps = N, .threads = 2};
+    const int64_t N = quick() ? 8 : 12;
+    const uint32_t B = quick() ? 4 : 8;
+    run_opts oa = {.out = a, .steps = N, .threads = 2, .batch = B};
     lc_train_params pa = tiny_params(&oa);
     CHECK_OK(lc_train(&pa, NULL));
     /* a child trains the same run with 1 thread and is killed by SIGKILL at the end of step 6: the checkpoint of step
@@ -752,7 +758,7 @@ TEST(resume_after_kill_gives_the_same_bytes) {
     pid_t pid = fork();
     CHECK(pid >= 0);
     if (pid == 0) {
-        run_opts ob = {.out = b, .steps = N, .threads = 1, .kill_at = 6};
+        run_opts ob = {.out = b, .steps = N, .threads = 1, .kill_at = 6, .batch = B};
         lc_train_params pb = tiny_params(&ob);
         lc_train(&pb, NULL);
         _exit(3); /* not reached when the kill happens */
@@ -766,12 +772,12 @@ TEST(resume_after_kill_gives_the_same_bytes) {
     CHECKF(stat(ck, &sb) == 0, "no checkpoint %s after the kill", ck);
     CHECKF(stat(b, &sb) != 0, "%s exists although the run was killed", b);
     /* a resume that does not match the run is refused */
-    run_opts obad = {.out = b, .steps = N, .threads = 3, .resume = true, .seed = 8};
+    run_opts obad = {.out = b, .steps = N, .threads = 3, .resume = true, .seed = 8, .batch = B};
     lc_train_params pbad = tiny_params(&obad);
     CHECK(lc_train(&pbad, NULL) == LC_E_INVALID);
     CHECK(strstr(lc_last_error(), "seed") != NULL);
     /* resumed with 3 threads: continues at step 4 */
-    run_opts oc = {.out = b, .steps = N, .threads = 3, .resume = true};
+    run_opts oc = {.out = b, .steps = N, .threads = 3, .resume = true, .batch = B};
     lc_train_params pc = tiny_params(&oc);
     lc_train_stats st;
     CHECK_OK(lc_train(&pc, &st));

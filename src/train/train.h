@@ -1,4 +1,4 @@
-/* train.h - internals of src/train: tokenizer training (bpe_train.c). */
+/* train.h - internals of src/train: tokenizer training (bpe_train.c) and pre-training of Llama models (below). */
 #ifndef LC_TRAIN_H
 #define LC_TRAIN_H
 
@@ -10,7 +10,6 @@
 /* Writes a byte-level BPE vocabulary GGUF (see bpe_train.c). */
 int lc__write_bpe_vocab(const char *path, const char *const *tokens, const int32_t *types, int32_t n,
                         const char *const *merges, int32_t n_merges, int32_t n_normal);
-
 
 /* ---- pre-training of Llama models (gemm.c, layers.c, train_model.c, adamw.c, train_data.c, train.c) ----
 ** The model is trained in exactly the form lc_model_load computes: GGUF tensor layout (W[out][in], one row per
