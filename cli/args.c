@@ -368,6 +368,14 @@ int cli_lora_take(const char *cmd, int *argc, char **argv, cli_lora *l) {
     int o = 1;
     for (int i = 1; i < *argc; i++) {
         const bool plain = !strcmp(argv[i], "--lora"), scaled = !strcmp(argv[i], "--lora-scaled");
+        if (!strcmp(argv[i], "--lora-scale")) { /* the scale of the --lora just before */
+            double s = 1.0;
+            if (!l->n) return cli_usage_error(cmd, "--lora-scale S comes after the --lora FILE it scales");
+            if (i + 1 >= *argc) return cli_usage_error(cmd, "--lora-scale needs a number");
+            if (cli_parse_float(cmd, "--lora-scale", argv[++i], -1e6, 1e6, &s)) return CLI_USAGE;
+            l->scale[l->n - 1] = (float)s;
+            continue;
+        }
         if (!plain && !scaled) {
             argv[o++] = argv[i];
             continue;

@@ -88,8 +88,9 @@ void cli_json_str(FILE *f, const char *s);
 ** retype with --seed. */
 uint64_t cli_random_seed(void);
 
-/* LoRA adapters given as --lora FILE (scale 1) and --lora-scaled FILE SCALE, repeatable: cli_lora_take removes them
-** from argv (before cli_parse), cli_lora_apply loads them for m and sets them on c, cli_lora_free after c is freed. */
+/* LoRA adapters given as --lora FILE [--lora-scale S] (scale 1 unless given) and --lora-scaled FILE SCALE,
+** repeatable: cli_lora_take removes them from argv (before cli_parse), cli_lora_apply loads them for m and sets
+** them on c, cli_lora_free after c is freed. */
 #define CLI_MAX_LORA 8
 typedef struct cli_lora {
     const char *file[CLI_MAX_LORA];
@@ -99,6 +100,7 @@ typedef struct cli_lora {
 } cli_lora;
 #define CLI_LORA_HELP                                                                                              \
     "  --lora FILE              apply a LoRA adapter (GGUF, llama.cpp's format; repeatable)\n"                     \
+    "  --lora-scale S           scale of the --lora FILE just before (default 1; 0: the base model exactly)\n"     \
     "  --lora-scaled FILE S     apply a LoRA adapter with scale S\n"
 int cli_lora_take(const char *cmd, int *argc, char **argv, cli_lora *l);
 int cli_lora_apply(cli_lora *l, const lc_model *m, lc_context *c);

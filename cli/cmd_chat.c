@@ -55,6 +55,7 @@ static const char *help =
     "  -t, --threads N          threads (default: all cores)\n"
     "  -c, --ctx-size N         context size in tokens (default: the model's, at most 4096)\n"
     "  --kv f16|f32             KV cache type (default f16)\n"
+    CLI_LORA_HELP
     "  --no-reuse               process the whole conversation again every turn (for checks; slower)\n"
     "  --verbose                after each answer, print on stderr the tokens reused, decoded and generated\n"
     "  -h, --help               this help\n";
@@ -394,7 +395,10 @@ int cmd_chat(int argc, char **argv) {
         {NULL, "--verbose", CLI_FLAG, &verbose, 0, 0, NULL, NULL},
     };
     size_t npos = 0;
-    int rc = cli_parse("chat", argc, argv, opts, sizeof opts / sizeof *opts, NULL, 0, &npos, &help_flag);
+    cli_lora lora = {0};
+    int rc = cli_lora_take("chat", &argc, argv, &lora);
+    if (rc) return rc;
+    rc = cli_parse("chat", argc, argv, opts, sizeof opts / sizeof *opts, NULL, 0, &npos, &help_flag);
     if (rc || help_flag) {
         if (help_flag) fputs(help, stdout);
         return rc;
@@ -430,7 +434,11 @@ int cmd_chat(int argc, char **argv) {
     cp.n_ctx = (uint32_t)n_ctx;
     cp.n_threads = (int)threads;
     cp.kv_type = cli_kv_type(kv_choice);
-    if (lc_context_new(cc.m, &cp, &cc.c) || lc_chat_new(cc.m, cc.c, &chp, &cc.ch)) {
+    if (lc_context_new(cc.m, &cp, &cc.c) || (rc = cli_lora_apply(&lora, cc.m, cc.c))) {
+        if (!rc) rc = cli_lib_error();
+        goto done;
+    }
+    if (lc_chat_new(cc.m, cc.c, &chp, &cc.ch)) {
         rc = tools_path && strstr(lc_last_error(), "tools") ? cli_error("--tools %s: %s", tools_path, lc_last_error())
                                                              : cli_lib_error();
         goto done;
@@ -481,6 +489,7 @@ done:
     lc_chat_free(cc.ch);
     lc_sampler_free(cc.smp);
     lc_context_free(cc.c);
+    cli_lora_free(&lora);
     lc_model_free(cc.m);
     free(tools_text);
     free(tpl_text);

@@ -594,6 +594,51 @@ lc_train_params lc_train_default_params(void);
 ** LC_E_INVALID (bad parameters, corpus too small, checkpoint of another run), LC_E_IO, LC_E_FORMAT, LC_E_NOMEM. */
 int lc_train(const lc_train_params *p, lc_train_stats *final);
 
+/* LoRA fine-tuning of a loaded model (`llamac finetune`): the base weights stay frozen in their file type (products
+** run on rows dequantized on the fly); each adapted projection W becomes W + alpha/r * B A with A [r][n_in] random
+** (N(0, 1/n_in)) and B [n_out][r] zero at the start, trained with AdamW (warm-up, cosine decay, clipping). The
+** adapter is written in llama.cpp's GGUF LoRA format (lc_lora_load, llama.cpp's --lora). */
+enum {
+    LC_LORA_TARGET_Q = 1 << 0, LC_LORA_TARGET_K = 1 << 1, LC_LORA_TARGET_V = 1 << 2, LC_LORA_TARGET_O = 1 << 3,
+    LC_LORA_TARGET_GATE = 1 << 4, LC_LORA_TARGET_UP = 1 << 5, LC_LORA_TARGET_DOWN = 1 << 6,
+    LC_LORA_TARGET_ALL = 0x7f, /* attention q, k, v, output and FFN gate, up, down */
+};
+typedef struct lc_finetune_params {
+    const lc_model *model;     /* the base model (borrowed; not modified) */
+    const char *const *data;   /* files: UTF-8 text, or chat JSONL when chat */
+    size_t n_data;
+    bool chat;                 /* one conversation per line ({"messages": [...]} or a list of messages), rendered
+                               ** with the model's chat template; the loss is on the assistant's turns only */
+    const char *doc_sep;       /* text: a line equal to this separates documents (NULL: one per file) */
+    const char *out;           /* the adapter GGUF (temporary file and rename) */
+    uint32_t rank;             /* r */
+    float alpha;               /* adapter.lora.alpha (0: r, so alpha/r = 1) */
+    unsigned targets;          /* LC_LORA_TARGET_* bits (0: all) */
+    uint32_t n_ctx;            /* tokens per sequence (0: min(256, the model's context)); chat: at most the longest
+                               ** conversation */
+    int64_t n_steps;
+    uint32_t batch, micro_batch; /* sequences per step, per forward/backward (0: about 512 tokens) */
+    float lr, min_lr;
+    int64_t warmup;            /* -1: min(100, n_steps / 10) */
+    float weight_decay, beta1, beta2, adam_eps, clip;
+    double val_frac;           /* fraction of the text (of the conversations) held out */
+    uint32_t val_batches;
+    int64_t eval_every;        /* 0: only at the end */
+    uint64_t seed;
+    int n_threads;             /* <= 0: all cores */
+    /* Called on the calling thread for each event (LC_TRAIN_*; n_params = adapter parameters, n_train_tokens and
+    ** n_val_tokens = tokens with a loss); nonzero stops after the current step, and the adapter is written. */
+    int (*on_event)(const lc_train_stats *s, void *user);
+    void *user;
+} lc_finetune_params;
+
+lc_finetune_params lc_finetune_default_params(void);
+/* Fine-tunes and writes p->out. Per step `batch` samples (text: windows of n_ctx+1 tokens at random; chat: whole
+** conversations at random, padded), the loss averaged over the tokens that carry one. final (may be NULL) gets the
+** last stats. LC_E_INVALID (bad parameters, no usable data: the message names the file and line), LC_E_UNSUPPORTED
+** (a weight type llamac cannot compute with), LC_E_IO, LC_E_NOMEM. */
+int lc_finetune(const lc_finetune_params *p, lc_train_stats *final);
+
 /* ---- misc --------------------------------------------------------------------------------------------------- */
 int lc_n_cores(void);
 double lc_time_s(void); /* monotonic seconds */

@@ -7,6 +7,7 @@
 #include "harness.h"
 
 #include "../src/train/train.h"
+#include "train_ref.h"
 
 #include <math.h>
 #include <signal.h>
@@ -31,20 +32,6 @@ static double urand(void) { /* uniform in [-1, 1) */
 }
 static void fill(float *x, size_t n, double scale) {
     for (size_t i = 0; i < n; i++) x[i] = (float)(scale * urand());
-}
-
-/* Gradient comparison: analytic a[i] (float) against numeric n[i] (double); passes when every
-** |a - n| <= rtol * |n| + atol * max|n|. Returns the worst ratio err / bound (<= 1 passes). */
-static double grad_cmp(const float *a, const double *n, size_t cnt, double rtol, double atol, size_t *worst_i) {
-    double mx = 0.0, worst = 0.0;
-    for (size_t i = 0; i < cnt; i++) mx = fmax(mx, fabs(n[i]));
-    *worst_i = 0;
-    for (size_t i = 0; i < cnt; i++) {
-        const double bound = rtol * fabs(n[i]) + atol * mx + 1e-300;
-        const double r = fabs((double)a[i] - n[i]) / bound;
-        if (r > worst) worst = r, *worst_i = i;
-    }
-    return worst;
 }
 
 /* ---- the matrix product ---- */
@@ -115,57 +102,6 @@ TEST(gemm_matches_double_all_variants_and_thread_counts) {
 }
 
 /* ---- double-precision references of each layer ---- */
-
-static void ref_rmsnorm(double *y, const double *x, const double *w, int d, double eps) {
-    double s = 0.0;
-    for (int i = 0; i < d; i++) s += x[i] * x[i];
-    const double r = 1.0 / sqrt(s / d + eps);
-    for (int i = 0; i < d; i++) y[i] = x[i] * r * w[i];
-}
-
-static void ref_rope(double *x, int n_heads, int hd, int pos, double base) {
-    for (int h = 0; h < n_heads; h++)
-        for (int i = 0; i < hd; i += 2) {
-            const double th = pos * pow(base, -(double)i / hd), c = cos(th), s = sin(th);
-            double *v = x + (size_t)h * hd, x0 = v[i], x1 = v[i + 1];
-            v[i] = x0 * c - x1 * s;
-            v[i + 1] = x0 * s + x1 * c;
-        }
-}
-
-/* out[n_seq*T][H*hd] from q, k, v (rows s*T + t), causal */
-static void ref_attn(double *out, const double *q, const double *k, const double *v, int n_seq, int T, int H, int HK,
-                     int hd) {
-    const int g = H / HK;
-    double sc[256];
-    for (int s = 0; s < n_seq; s++)
-        for (int h = 0; h < H; h++)
-            for (int t = 0; t < T; t++) {
-                const double *qt = q + ((size_t)s * T + t) * H * hd + (size_t)h * hd;
-                double mx = -1e300, sum = 0.0;
-                for (int j = 0; j <= t; j++) {
-                    const double *kj = k + ((size_t)s * T + j) * HK * hd + (size_t)(h / g) * hd;
-                    double d = 0.0;
-                    for (int i = 0; i < hd; i++) d += qt[i] * kj[i];
-                    sc[j] = d / sqrt((double)hd);
-                    mx = fmax(mx, sc[j]);
-                }
-                for (int j = 0; j <= t; j++) sum += (sc[j] = exp(sc[j] - mx));
-                double *o = out + ((size_t)s * T + t) * H * hd + (size_t)h * hd;
-                for (int i = 0; i < hd; i++) o[i] = 0.0;
-                for (int j = 0; j <= t; j++) {
-                    const double *vj = v + ((size_t)s * T + j) * HK * hd + (size_t)(h / g) * hd;
-                    for (int i = 0; i < hd; i++) o[i] += sc[j] / sum * vj[i];
-                }
-            }
-}
-
-static double ref_xent_row(const double *x, int n, int tgt) {
-    double mx = x[0], s = 0.0;
-    for (int i = 1; i < n; i++) mx = fmax(mx, x[i]);
-    for (int i = 0; i < n; i++) s += exp(x[i] - mx);
-    return mx + log(s) - x[tgt];
-}
 
 static void to_double(double *d, const float *f, size_t n) {
     for (size_t i = 0; i < n; i++) d[i] = f[i];
@@ -376,59 +312,24 @@ static const double *P_(const tr_model *m, const double *P, const char *name) {
     return i < 0 ? NULL : P + m->tensors[i].off;
 }
 
-/* Y[rows][out] = X[rows][in] @ W^T */
-static void ref_lin(double *Y, const double *X, const double *W, int rows, int in, int out) {
-    for (int r = 0; r < rows; r++)
-        for (int o = 0; o < out; o++) {
-            double s = 0.0;
-            for (int i = 0; i < in; i++) s += X[(size_t)r * in + i] * W[(size_t)o * in + i];
-            Y[(size_t)r * out + o] = s;
-        }
-}
-
 /* Sum of the token losses of S sequences of T tokens; logits_out (may be NULL) gets [S*T][V]. */
 static double ref_model_loss(const tr_model *m, const double *P, const int32_t *tok, const int32_t *tgt, int S, int T,
                              double *logits_out) {
     const lc_train_config *c = &m->cfg;
-    const int D = (int)c->n_embd, F = (int)c->n_ff, H = (int)c->n_head, HK = (int)c->n_head_kv, hd = m->head_dim;
-    const int V = m->n_vocab, R = S * T;
-    double *x = calloc((size_t)R * D, 8), *xn = calloc((size_t)R * D, 8), *q = calloc((size_t)R * D, 8);
-    double *k = calloc((size_t)R * HK * hd, 8), *v = calloc((size_t)R * HK * hd, 8), *att = calloc((size_t)R * D, 8);
-    double *g = calloc((size_t)R * F, 8), *u = calloc((size_t)R * F, 8), *o = calloc((size_t)R * D, 8);
-    double *lg = calloc((size_t)R * V, 8);
-    const double *E = P_(m, P, "token_embd.weight");
-    for (int r = 0; r < R; r++) memcpy(x + (size_t)r * D, E + (size_t)tok[r] * D, sizeof(double) * D);
+    ref_llama M = {.D = (int)c->n_embd, .F = (int)c->n_ff, .H = (int)c->n_head, .HK = (int)c->n_head_kv,
+                   .hd = m->head_dim, .V = m->n_vocab, .L = (int)c->n_layer, .eps = c->rms_eps,
+                   .theta = c->rope_theta};
+    M.embd = M.output = P_(m, P, "token_embd.weight");
+    M.out_norm = P_(m, P, "output_norm.weight");
+    static const char *const parts[REF_N_PROJ] = {"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up",
+                                                  "ffn_down"};
     char nm[64];
-#define W(l, part) (snprintf(nm, sizeof nm, "blk.%d.%s.weight", l, part), P_(m, P, nm))
-    for (int l = 0; l < (int)c->n_layer; l++) {
-        for (int r = 0; r < R; r++) ref_rmsnorm(xn + (size_t)r * D, x + (size_t)r * D, W(l, "attn_norm"), D, c->rms_eps);
-        ref_lin(q, xn, W(l, "attn_q"), R, D, D);
-        ref_lin(k, xn, W(l, "attn_k"), R, D, HK * hd);
-        ref_lin(v, xn, W(l, "attn_v"), R, D, HK * hd);
-        for (int r = 0; r < R; r++) {
-            ref_rope(q + (size_t)r * D, H, hd, r % T, c->rope_theta);
-            ref_rope(k + (size_t)r * HK * hd, HK, hd, r % T, c->rope_theta);
-        }
-        ref_attn(att, q, k, v, S, T, H, HK, hd);
-        ref_lin(o, att, W(l, "attn_output"), R, D, D);
-        for (int i = 0; i < R * D; i++) x[i] += o[i];
-        for (int r = 0; r < R; r++) ref_rmsnorm(xn + (size_t)r * D, x + (size_t)r * D, W(l, "ffn_norm"), D, c->rms_eps);
-        ref_lin(g, xn, W(l, "ffn_gate"), R, D, F);
-        ref_lin(u, xn, W(l, "ffn_up"), R, D, F);
-        for (int i = 0; i < R * F; i++) g[i] = g[i] / (1.0 + exp(-g[i])) * u[i];
-        ref_lin(o, g, W(l, "ffn_down"), R, F, D);
-        for (int i = 0; i < R * D; i++) x[i] += o[i];
+    for (int l = 0; l < M.L && l < REF_MAX_LAYERS; l++) {
+        snprintf(nm, sizeof nm, "blk.%d.attn_norm.weight", l), M.attn_norm[l] = P_(m, P, nm);
+        snprintf(nm, sizeof nm, "blk.%d.ffn_norm.weight", l), M.ffn_norm[l] = P_(m, P, nm);
+        for (int k = 0; k < REF_N_PROJ; k++) snprintf(nm, sizeof nm, "blk.%d.%s.weight", l, parts[k]), M.w[l][k] = P_(m, P, nm);
     }
-#undef W
-    for (int r = 0; r < R; r++)
-        ref_rmsnorm(xn + (size_t)r * D, x + (size_t)r * D, P_(m, P, "output_norm.weight"), D, c->rms_eps);
-    ref_lin(lg, xn, E, R, D, V);
-    double loss = 0.0;
-    for (int r = 0; r < R; r++)
-        if (tgt[r] >= 0) loss += ref_xent_row(lg + (size_t)r * V, V, tgt[r]);
-    if (logits_out) memcpy(logits_out, lg, sizeof(double) * (size_t)R * V);
-    free(x), free(xn), free(q), free(k), free(v), free(att), free(g), free(u), free(o), free(lg);
-    return loss;
+    return ref_llama_loss(&M, tok, tgt, S, T, logits_out);
 }
 
 static lc_train_config tiny_gqa_config(void) {

@@ -38,7 +38,7 @@ static void rmsnorm(float *y, const float *x, const float *w, int n, float eps) 
 
 /* cos/sin pairs for position pos: cs[2i] = cos(theta_i), cs[2i+1] = sin(theta_i), theta_i = pos * base^(-2i/n_rot)
 ** / freq_factor_i * freq_scale, with the angle accumulated in float as ggml does. */
-static void rope_cache(float *cs, int32_t pos, int n_rot, float base, float freq_scale, const float *ff) {
+void lc__rope_cache(float *cs, int32_t pos, int n_rot, float base, float freq_scale, const float *ff) {
     const float theta_scale = powf(base, -2.0f / (float)n_rot);
     float theta = (float)pos;
     for (int i = 0; i < n_rot / 2; i++) {
@@ -97,7 +97,7 @@ static void embed_rows(lc_context *c, int ith, int nth) {
     for (int i = r0; i < r1; i++) {
         const uint8_t *row = (const uint8_t *)m->tok_embd.data + (size_t)c->b_token[i] * m->tok_embd.row_bytes;
         lc_dequantize_row(m->tok_embd.type, row, c->x + (size_t)i * hp->n_embd, hp->n_embd);
-        rope_cache(c->rope_cs + (size_t)i * hp->n_rot, c->b_pos[i], (int)hp->n_rot, hp->rope_theta, m->rope_freq_scale,
+        lc__rope_cache(c->rope_cs + (size_t)i * hp->n_rot, c->b_pos[i], (int)hp->n_rot, hp->rope_theta, m->rope_freq_scale,
                    m->rope_freqs);
     }
 }

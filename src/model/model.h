@@ -99,5 +99,8 @@ struct lc_context {
 int lc__model_from_file(gguf_file *f, const char *path, lc_model **out);
 /* The forward pass over the batch stored in c (b_token/b_pos/b_seq/b_n, cells assigned). */
 void lc__forward(lc_context *c);
+/* RoPE cos/sin pairs of position pos: cs[2i] = cos, cs[2i+1] = sin of pos * base^(-2i/n_rot) / ff[i] * freq_scale
+** (ff may be NULL), the angle accumulated in float as ggml does (forward.c; the fine-tuning forward uses it too). */
+void lc__rope_cache(float *cs, int32_t pos, int n_rot, float base, float freq_scale, const float *ff);
 
 #endif /* LC_MODEL_H */

@@ -124,6 +124,17 @@ static inline float *tr_param(const tr_model *m, int t) { return m->params + m->
 static inline float *tr_grad(const tr_model *m, int t) { return m->grads + m->tensors[t].off; }
 int tr_model_find(const tr_model *m, const char *name); /* tensor index or -1 */
 
+/* Buffers of 64-byte aligned floats freed together (a run's activations). After a failed allocation *ok is false
+** and every later call returns NULL. tr_bufs_list: n pointers, each to n_floats (NULL where want[i] < 0; want may
+** be NULL). */
+typedef struct tr_bufs {
+    void **p;
+    size_t n;
+} tr_bufs;
+float *tr_bufs_alloc(tr_bufs *b, size_t n_floats, bool *ok);
+float **tr_bufs_list(tr_bufs *b, int n, size_t n_floats, const int *want, bool *ok);
+void tr_bufs_free(tr_bufs *b);
+
 /* Activations and scratch for batches of up to max_seq sequences of T tokens, and the thread pool. */
 typedef struct tr_run tr_run;
 int tr_run_new(tr_model *m, int max_seq, int T, int n_threads, tr_run **out);

@@ -190,8 +190,7 @@ struct tr_run {
     float *rsf, *xnf, *logits, *row_loss;
     /* scratch */
     float *dx, *dxn, *dq, *dk, *dv, *datt, *dg, *du, *dh;
-    void **allocs;
-    size_t n_allocs;
+    tr_bufs bufs;    /* everything above */
     double time[TR_TIME_COUNT]; /* seconds spent, by kind */
     /* the current call */
     const int32_t *tokens, *targets;
@@ -203,31 +202,39 @@ const tr_gemm_impl *tr_run_gemm(const tr_run *r) { return &r->gemm; }
 const float *tr_run_logits(const tr_run *r) { return r->logits; }
 const double *tr_run_times(const tr_run *r) { return r->time; }
 
-static float *ralloc(tr_run *r, size_t n_floats, bool *ok) {
+float *tr_bufs_alloc(tr_bufs *b, size_t n_floats, bool *ok) {
     if (!*ok) return NULL;
     float *p = lc__aligned_alloc((n_floats ? n_floats : 1) * sizeof(float));
-    void **a = p ? lc__realloc(r->allocs, (r->n_allocs + 1) * sizeof *a) : NULL;
+    void **a = p ? lc__realloc(b->p, (b->n + 1) * sizeof *a) : NULL;
     if (!p || !a) {
         lc__aligned_free(p);
         *ok = false;
         return NULL;
     }
-    r->allocs = a;
-    r->allocs[r->n_allocs++] = p;
+    b->p = a;
+    b->p[b->n++] = p;
     return p;
 }
 
-static float **rlist(tr_run *r, int n, size_t n_floats, bool *ok) {
-    float **l = (float **)ralloc(r, (size_t)n * sizeof(float *) / sizeof(float) + 2, ok);
-    for (int i = 0; *ok && i < n; i++) l[i] = ralloc(r, n_floats, ok);
+float **tr_bufs_list(tr_bufs *b, int n, size_t n_floats, const int *want, bool *ok) {
+    float **l = (float **)tr_bufs_alloc(b, (size_t)n * sizeof(float *) / sizeof(float) + 2, ok);
+    for (int i = 0; *ok && i < n; i++) l[i] = !want || want[i] >= 0 ? tr_bufs_alloc(b, n_floats, ok) : NULL;
     return l;
 }
+
+void tr_bufs_free(tr_bufs *b) {
+    for (size_t i = b->n; i-- > 0;) lc__aligned_free(b->p[i]);
+    lc__free(b->p);
+    b->p = NULL, b->n = 0;
+}
+
+static float *ralloc(tr_run *r, size_t n_floats, bool *ok) { return tr_bufs_alloc(&r->bufs, n_floats, ok); }
+static float **rlist(tr_run *r, int n, size_t n_floats, bool *ok) { return tr_bufs_list(&r->bufs, n, n_floats, NULL, ok); }
 
 void tr_run_free(tr_run *r) {
     if (!r) return;
     lc_pool_free(r->pool);
-    for (size_t i = r->n_allocs; i-- > 0;) lc__aligned_free(r->allocs[i]);
-    lc__free(r->allocs);
+    tr_bufs_free(&r->bufs);
     lc__free(r);
 }
 
