@@ -67,7 +67,21 @@ ifeq ($(HAVE_LIBEDIT),1)
 $(BUILD)/cli/cmd_chat.o: EXTRA_ISA := -DLC_HAVE_LIBEDIT
 endif
 
-$(BUILD)/llamac: $(CLI_OBJ) $(BUILD)/libllamac.a
+# `llamac serve` (server/): libmicrohttpd and Jansson (libmicrohttpd-dev, libjansson-dev), linked into the tool only,
+# never into libllamac.a. A compiler that cannot link them (the ARM64 cross build) builds the tool without a server.
+HAVE_SERVER := $(shell echo 'int MHD_version(void); int json_object(void); int main(void) { return !MHD_version; }' | \
+                 $(CC) -x c - -lmicrohttpd -ljansson -o /dev/null >/dev/null 2>&1 && echo 1)
+SRV_OBJ :=
+ifeq ($(HAVE_SERVER),1)
+  SRV_SRC := $(sort $(wildcard server/*.c))
+  SRV_OBJ := $(SRV_SRC:%.c=$(BUILD)/%.o)
+  CLI_LIBS += -lmicrohttpd -ljansson
+$(BUILD)/cli/cmd_serve.o: EXTRA_ISA := -DLC_HAVE_SERVER
+# the chat page is assembled into page.o (.incbin)
+$(BUILD)/server/page.o: server/page.html
+endif
+
+$(BUILD)/llamac: $(CLI_OBJ) $(SRV_OBJ) $(BUILD)/libllamac.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(CLI_LIBS)
 
 $(BUILD)/tests/%: $(BUILD)/tests/%.o $(TEST_COMMON_OBJ) $(BUILD)/libllamac.a
@@ -106,7 +120,7 @@ fuzz:
 clean:
 	rm -rf build build-asan build-aarch64 build-fuzz
 
--include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_BIN:=.d) $(TEST_COMMON_OBJ:.o=.d)
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(SRV_OBJ:.o=.d) $(TEST_BIN:=.d) $(TEST_COMMON_OBJ:.o=.d)
 
 # Kernel timing (GEMV GB/s, GEMM GFLOP/s per variant): make bench-kernels && build/bench/bench_kernels -t 2
 .PHONY: bench-kernels

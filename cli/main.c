@@ -19,6 +19,7 @@ int cmd_template(int argc, char **argv);   /* cmd_template.c */
 int cmd_chat(int argc, char **argv);       /* cmd_chat.c */
 int cmd_train_tokenizer(int argc, char **argv); /* cmd_train_tokenizer.c */
 int cmd_train(int argc, char **argv);           /* cmd_train.c */
+int cmd_serve(int argc, char **argv);           /* cmd_serve.c */
 int cmd_finetune(int argc, char **argv);        /* cmd_finetune.c */
 
 static const command commands[] = {
@@ -35,6 +36,7 @@ static const command commands[] = {
     {"train-tokenizer", cmd_train_tokenizer, "learn a byte-level BPE tokenizer (Llama 3 style) from text files"},
     {"train", cmd_train, "pre-train a small Llama model from scratch on text files (CPU)"},
     {"finetune", cmd_finetune, "LoRA fine-tuning of a model on text or chat JSONL; writes a llama.cpp adapter"},
+    {"serve", cmd_serve, "serve the model over HTTP with OpenAI's API (continuous batching) and a chat page"},
     {"template", cmd_template, "render a chat template (the model's or a .jinja file) for a conversation"},
 };
 #define N_COMMANDS (sizeof commands / sizeof *commands)

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 typedef enum { TH_PASS, TH_FAIL, TH_SKIP } th_result;
 static int th_passed, th_failed, th_skipped;
@@ -78,6 +79,23 @@ static inline const char *th_shared_dir(void) {
         if (f) { fclose(f); snprintf(buf, sizeof buf, "%s", cands[i]); return buf; }
     }
     return NULL;
+}
+
+/* The llamac binary a test runs: env LLAMAC_BIN, else <build>/llamac beside the test program (argv0 is
+** <build>/tests/test_x), else $LLAMAC_BUILD/llamac (default build/llamac). Needs <unistd.h> for access(). */
+static inline void th_find_bin(char *buf, size_t cap, const char *argv0) {
+    const char *e = getenv("LLAMAC_BIN");
+    if (e && *e) {
+        snprintf(buf, cap, "%s", e);
+        return;
+    }
+    const char *slash = strrchr(argv0, '/');
+    if (slash) {
+        snprintf(buf, cap, "%.*s/../llamac", (int)(slash - argv0), argv0);
+        if (access(buf, X_OK) == 0) return;
+    }
+    const char *b = getenv("LLAMAC_BUILD");
+    snprintf(buf, cap, "%s/llamac", b && *b ? b : "build");
 }
 
 #endif /* LC_HARNESS_H */
