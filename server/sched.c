@@ -43,7 +43,7 @@ typedef struct slot {
     size_t text_off;   /* completions: bytes of text so far (logprobs' text_offset) */
     json_t *lp;        /* logprobs not yet sent: chat: [entries]; completions: {tokens, token_logprobs, ...} */
     bool sent_role;
-    const char *finish; /* set when the answer ends */
+    bool stop_hit;     /* a stop string ended the text: nothing more is shown */
 } slot;
 
 struct srv_sched {
@@ -221,6 +221,7 @@ static size_t utf8_whole(const char *s, size_t n) {
 
 /* Adds shown text: sends what can no longer be the start of a stop string; true when a stop string was found. */
 static bool add_text(slot *sl, const char *s, size_t n, bool final) {
+    if (sl->stop_hit) return true;
     if (!srv_buf_append(&sl->held, &sl->held_n, &sl->held_cap, s, n)) return false;
     const srv_params *p = &sl->req->p;
     size_t cut = sl->held_n, keep = 0;
@@ -245,6 +246,7 @@ static bool add_text(slot *sl, const char *s, size_t n, bool final) {
     emit(sl, sl->held, send);
     if (stopped) {
         sl->held_n = 0;
+        sl->stop_hit = true;
         return true;
     }
     memmove(sl->held, sl->held + send, sl->held_n - send);
@@ -349,8 +351,8 @@ static void finish(srv_sched *s, slot *sl, const char *why) {
     size_t n_calls = 0;
     char tail[64];
     const int k = lc_detok_flush(&sl->detok, tail, sizeof tail);
-    bool stopped = false;
-    if (sl->tp) {
+    bool stopped = sl->stop_hit; /* a stop string ended the text (and any call in it) */
+    if (!stopped && sl->tp) {
         const char *show;
         size_t sn;
         if (k > 0 && !lc_toolcall_feed(sl->tp, tail, (size_t)k, &show, &sn)) stopped = add_text(sl, show, sn, false);
@@ -503,7 +505,7 @@ static void admit(srv_sched *s, srv_req *r) {
     best->sent_role = false;
     best->held_n = best->content_n = best->text_off = 0;
     best->lp = lp_new(r->p.kind);
-    best->finish = NULL;
+    best->stop_hit = false;
     if (r->p.kind == SRV_CHAT) lc_detok_init(&best->detok, false); /* an answer is a text of its own */
     else memset(&best->detok, 0, sizeof best->detok);               /* a completion continues the prompt's text */
     lc_sampler_free(best->smp);
