@@ -71,7 +71,7 @@ try {
   check((await page.textContent("#status")).includes("tokens"), "status line");
 
   step("Stop ends a long answer and frees the slot");
-  await page.fill("#max_tokens", "3000");
+  await page.fill("#max_tokens", "2000");
   await page.fill("#input", "Now a long one");
   await page.click("#send");
   const second = page.locator(".msg.assistant").nth(1);
