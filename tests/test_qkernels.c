@@ -87,7 +87,11 @@ static void make_acts(int vt, int kind, int n, int nt, uint8_t *x, float *xf) {
     const size_t rb = row_bytes(vt, n);
     for (int t = 0; t < nt; t++) {
         float *f = xf + (size_t)t * n;
-        for (int i = 0; i < n; i++) f[i] = kind == 2 ? (i % 2 ? -1.f : 1.f) * 3.f : frand() * (i % 13 == 0 ? 4.f : 1.f);
+        for (int i = 0; i < n; i++)
+            f[i] = kind == 2   ? (i % 2 ? -1.f : 1.f) * 3.f
+                   : kind == 3 ? 3.f  /* every quant +127 */
+                   : kind == 4 ? -3.f /* every quant -127 */
+                               : frand() * (i % 13 == 0 ? 4.f : 1.f);
         if (vt == LC_TYPE_Q8_0)
             lc__quantize_row_q8_0_act(f, (block_q8_0 *)(x + (size_t)t * rb), n);
         else
@@ -132,24 +136,31 @@ TEST(vec_dot_bit_identical_to_reference) {
     if (!n_var) SKIP("no SIMD variant runs on this machine");
 }
 
-/* lc_matmul_using over odd shapes: every Y element bit-identical to the variant's vec_dot (and to the reference). */
+/* lc_matmul_using over odd shapes: every Y element bit-identical to the variant's vec_dot (and to the reference).
+** The shapes cover the SIMD kernels' row groups of 8 (full, partial, several staged at a time), token pairs with
+** an odd one left, row slices of the GEMM (several, with a remainder) and the GEMV's block chunks (n > 16384);
+** weights quantized, raw random and extreme (largest codes), against random activations and all +127 or all -127
+** (the 16-bit partial sums at their largest). */
 TEST(matmul_bit_identical_to_vec_dot) {
-    const int shapes[][3] = {/* n_in, n_out, n_tok */ {256, 5, 1}, {512, 7, 2}, {768, 3, 3}, {256, 17, 5},
-                             {1024, 9, 8}, {512, 33, 17}};
+    const int shapes[][5] = {/* n_in, n_out, n_tok, weight kind, activation kind */
+                             {256, 5, 1, 0, 0},    {512, 7, 2, 1, 0},    {768, 3, 3, 0, 0},   {256, 17, 5, 1, 0},
+                             {2048, 19, 1, 0, 0},  {512, 8, 1, 2, 3},    {512, 16, 3, 2, 4},  {1024, 9, 8, 0, 0},
+                             {512, 33, 17, 1, 0},  {2560, 41, 3, 1, 0},  {512, 24, 1, 2, 4},  {512, 9, 2, 2, 3},
+                             {1024, 67, 4, 0, 0},  {16640, 9, 1, 1, 0},  {4352, 13, 2, 2, 3}};
     for (size_t v = 0; v < sizeof k_variants / sizeof *k_variants; v++) {
         const lc_kernels *k = lc_kernels_by_name(k_variants[v]);
         if (!k) continue;
         for (int ti = 0; ti < N_TYPES; ti++) {
             const int t = k_types[ti], vt = lc_vec_dot_type(t);
             for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++) {
-                if (quick() && s > 3) break;
+                if (quick() && s > 8) break;
                 const int n = shapes[s][0], no = shapes[s][1], nt = shapes[s][2];
                 const size_t wrb = row_bytes(t, n), xrb = row_bytes(vt, n);
                 uint8_t *w = malloc(wrb * (size_t)no), *xq = malloc(lc_matmul_xq_bytes(t, n, nt)),
                         *x1 = malloc(xrb * (size_t)nt);
                 float *X = malloc(sizeof *X * (size_t)n * nt), *Y = malloc(sizeof *Y * (size_t)no * nt);
-                make_weights(t, (int)(s % 2), n, no, w);
-                make_acts(vt, 0, n, nt, x1, X);
+                make_weights(t, shapes[s][3], n, no, w);
+                make_acts(vt, shapes[s][4], n, nt, x1, X);
                 lc_matmul_prepare_using(k, t, X, n, n, nt, xq, 0, 1);
                 lc_matmul_using(k, t, w, wrb, no, n, xq, nt, Y, no, 0, 1);
                 const char *bad = NULL;

@@ -59,4 +59,578 @@ static inline void qd_hsum8(const __m256i v[8], int32_t *out) {
 #define QD_IDOT32V(v, x) qd_hsum(qd_mul_i8((__m256i)(v), _mm256_loadu_si256((const __m256i *)(x))))
 #include "qdot_impl.h"
 
-void lc__kernels_fill_avx2_quants(lc_kernels *k) { qd_fill(k); }
+/* ---------------------------------------------------------------------------------------------------------------
+** Q4_0, Q4_K and Q6_K: kernels that keep eight outputs in the eight lanes of a register.
+**
+** The weights' quants are used unsigned (Q4_0 and Q4_K nibbles 0..15, Q6_K's q + 32 in 0..63) as VPMADDUBSW's
+** first operand, the activations signed as its second, so no sign tricks are needed; the offsets come back exactly
+** through the activations' block sums (Q4_0: -8 * sum x, Q6_K: -32 * sum_g sc_g * bsum_g). Integer sums are exact
+** whatever their order, and each lane then evaluates its block's float expression exactly as the reference does
+** (fin_* above), adding the blocks in order: the results are bit-identical to the reference and to vec_dot.
+** GEMV (decode): lanes are 8 weight rows, read side by side; each row's 32- or 256-element partial sums are reduced
+** by one transposing reduction for the 8 rows (qd_hsum8), so there is no horizontal sum per row and block and no
+** chain of dependent scalar adds. */
+
+#define INLINE static inline __attribute__((always_inline))
+
+/* Rows r0..r0+7 of W (rows past nr repeat the last one; their lanes are dropped). */
+INLINE void group_rows(const uint8_t *w, size_t ws, int r0, int nr, const uint8_t *rows[8]) {
+    for (int r = 0; r < 8; r++) rows[r] = w + (size_t)LC_MIN(r0 + r, nr - 1) * ws;
+}
+INLINE void store_lanes(float *y, int n, __m256 v) {
+    float t[8];
+    _mm256_storeu_ps(t, v);
+    for (int r = 0; r < n; r++) y[r] = t[r];
+}
+INLINE __m256 load_lanes(const float *y, int n) {
+    float t[8] = {0};
+    for (int r = 0; r < n; r++) t[r] = y[r];
+    return _mm256_loadu_ps(t);
+}
+/* The fp16 at byte offset off of each of the 8 rows' block b (blocks bs bytes long), as f32 lanes (exact). */
+INLINE __m256 gather_d(const uint8_t *const rows[8], size_t off) {
+    uint16_t h[8];
+    for (int r = 0; r < 8; r++) memcpy(&h[r], rows[r] + off, 2);
+    return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)h));
+}
+INLINE __m256i nib_lo(__m256i v) { return _mm256_and_si256(v, _mm256_set1_epi8(15)); }
+INLINE __m256i nib_hi(__m256i v) { return _mm256_and_si256(_mm256_srli_epi16(v, 4), _mm256_set1_epi8(15)); }
+/* A Q4_0 block's 32 nibbles in element order: low nibbles (elements 0..15), then high ones (16..31). */
+INLINE __m256i q4_0_quants(const uint8_t *qs) {
+    const __m128i v = _mm_loadu_si128((const __m128i *)qs);
+    return nib_lo(_mm256_set_m128i(_mm_srli_epi16(v, 4), v));
+}
+INLINE __m256i ones16(void) { return _mm256_set1_epi16(1); }
+/* Sum of the 32 int8 of an activation block, in every lane. */
+INLINE int32_t sum_i8x32(const int8_t *x) {
+    const __m256i s = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(1), _mm256_loadu_si256((const __m256i *)x)),
+                                        ones16());
+    return qd_hsum(s);
+}
+
+/* Y rows [0, nr) for one Q8_0 activation row; blocks in chunks so the per-block scales fit on the stack. */
+static void gemv_q4_0(int n, int nr, const uint8_t *w, size_t ws, const block_q8_0 *x, float *y) {
+    enum { CHUNK = 512 };
+    float dx[CHUNK];
+    int32_t bias[CHUNK];
+    const int nb = n / QK4_0;
+    for (int b0 = 0; b0 < nb; b0 += CHUNK) {
+        const int nbc = LC_MIN(CHUNK, nb - b0);
+        for (int b = 0; b < nbc; b++) {
+            dx[b] = lc_fp16_lut(x[b0 + b].d);
+            bias[b] = 8 * sum_i8x32(x[b0 + b].qs);
+        }
+        for (int r0 = 0; r0 < nr; r0 += 8) {
+            const uint8_t *rows[8];
+            group_rows(w + (size_t)b0 * sizeof(block_q4_0), ws, r0, nr, rows);
+            const int nv = LC_MIN(8, nr - r0);
+            __m256 acc = b0 ? load_lanes(y + r0, nv) : _mm256_setzero_ps();
+            for (int b = 0; b < nbc; b++) {
+                const __m256i xv = _mm256_loadu_si256((const __m256i *)x[b0 + b].qs);
+                const size_t off = (size_t)b * sizeof(block_q4_0);
+                __m256i p[8];
+                for (int r = 0; r < 8; r++)
+                    p[r] = _mm256_madd_epi16(_mm256_maddubs_epi16(q4_0_quants(rows[r] + off + 2), xv), ones16());
+                int32_t is[8];
+                qd_hsum8(p, is);
+                const __m256i isum = _mm256_sub_epi32(_mm256_loadu_si256((const __m256i *)is), _mm256_set1_epi32(bias[b]));
+                const __m256 d = _mm256_mul_ps(gather_d(rows, off), _mm256_set1_ps(dx[b]));
+                acc = _mm256_add_ps(acc, _mm256_mul_ps(_mm256_cvtepi32_ps(isum), d));
+            }
+            store_lanes(y + r0, nv, acc);
+        }
+    }
+}
+
+/* The 8 6-bit scales and mins of a Q4_K/Q5_K scales[12] array as bytes (lc__k4_scale_min, four at a time). */
+INLINE void k4_scales8(const uint8_t *q, uint64_t *sc, uint64_t *m) {
+    uint32_t a, b, c;
+    memcpy(&a, q, 4), memcpy(&b, q + 4, 4), memcpy(&c, q + 8, 4);
+    const uint32_t s_hi = (c & 0x0f0f0f0fu) | ((a >> 2) & 0x30303030u);
+    const uint32_t m_hi = ((c >> 4) & 0x0f0f0f0fu) | ((b >> 2) & 0x30303030u);
+    *sc = (a & 0x3f3f3f3fu) | (uint64_t)s_hi << 32;
+    *m = (b & 0x3f3f3f3fu) | (uint64_t)m_hi << 32;
+}
+/* pshufb control: every 16-bit lane = byte g of each 128-bit half, zero-extended. */
+INLINE __m256i bcast16_ctl(int g) { return _mm256_set1_epi16((short)(0x8000 | g)); }
+
+static void gemv_q4_K(int n, int nr, const uint8_t *w, size_t ws, const block_q8_K *x, float *y) {
+    const int nb = n / QK_K;
+    for (int r0 = 0; r0 < nr; r0 += 8) {
+        const uint8_t *rows[8];
+        group_rows(w, ws, r0, nr, rows);
+        __m256 acc = _mm256_setzero_ps();
+        for (int b = 0; b < nb; b++) {
+            const block_q8_K *xb = &x[b];
+            const __m128i bs = _mm_hadd_epi16(_mm_loadu_si128((const __m128i *)xb->bsums),
+                                              _mm_loadu_si128((const __m128i *)(xb->bsums + 8)));
+            __m256i is[8], ms[8];
+            for (int r = 0; r < 8; r++) {
+                const block_q4_K *wb = (const block_q4_K *)rows[r] + b;
+                uint64_t sc, m;
+                k4_scales8(wb->scales, &sc, &m);
+                const __m256i scv = _mm256_set1_epi64x((long long)sc);
+                __m256i a = _mm256_setzero_si256();
+                for (int p = 0; p < 4; p++) {
+                    const __m256i v = _mm256_loadu_si256((const __m256i *)(wb->qs + 32 * p));
+                    const __m256i lo = _mm256_maddubs_epi16(nib_lo(v), _mm256_loadu_si256((const __m256i *)(xb->qs + 64 * p)));
+                    const __m256i hi =
+                        _mm256_maddubs_epi16(nib_hi(v), _mm256_loadu_si256((const __m256i *)(xb->qs + 64 * p + 32)));
+                    a = _mm256_add_epi32(a, _mm256_madd_epi16(lo, _mm256_shuffle_epi8(scv, bcast16_ctl(2 * p))));
+                    a = _mm256_add_epi32(a, _mm256_madd_epi16(hi, _mm256_shuffle_epi8(scv, bcast16_ctl(2 * p + 1))));
+                }
+                is[r] = a;
+                ms[r] = _mm256_zextsi128_si256(_mm_madd_epi16(_mm_cvtepu8_epi16(_mm_cvtsi64_si128((long long)m)), bs));
+            }
+            int32_t isum[8], msum[8];
+            qd_hsum8(is, isum);
+            qd_hsum8(ms, msum);
+            const __m256 xd = _mm256_set1_ps(xb->d);
+            const size_t off = (size_t)b * sizeof(block_q4_K);
+            const __m256 d = _mm256_mul_ps(gather_d(rows, off), xd), dm = _mm256_mul_ps(gather_d(rows, off + 2), xd);
+            const __m256 t = _mm256_sub_ps(_mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_loadu_si256((const __m256i *)isum))),
+                                           _mm256_mul_ps(dm, _mm256_cvtepi32_ps(_mm256_loadu_si256((const __m256i *)msum))));
+            acc = _mm256_add_ps(acc, t);
+        }
+        store_lanes(y + r0, LC_MIN(8, nr - r0), acc);
+    }
+}
+
+/* Lanes 0..7 = scale 2c, lanes 8..15 = scale 2c+1 of sc16 (16 int16 scales). */
+INLINE __m256i q6_scale_pair(__m256i sc16, int c) {
+    const __m256i ctl = _mm256_setr_epi8(0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2,
+                                         3, 2, 3, 2, 3);
+    return _mm256_shuffle_epi8(_mm256_permutevar8x32_epi32(sc16, _mm256_set1_epi32(c)), ctl);
+}
+/* Elements 128h + 32k + l (k = 0..3, l < 32) of a Q6_K block as q + 32 (0..63). */
+INLINE void q6_quants(const block_q6_K *b, int h, __m256i q[4]) {
+    const __m256i l0 = _mm256_loadu_si256((const __m256i *)(b->ql + 64 * h));
+    const __m256i l1 = _mm256_loadu_si256((const __m256i *)(b->ql + 64 * h + 32));
+    const __m256i hb = _mm256_loadu_si256((const __m256i *)(b->qh + 32 * h));
+    const __m256i m2 = _mm256_set1_epi8(0x30);
+    q[0] = _mm256_or_si256(nib_lo(l0), _mm256_and_si256(_mm256_slli_epi16(hb, 4), m2));
+    q[1] = _mm256_or_si256(nib_lo(l1), _mm256_and_si256(_mm256_slli_epi16(hb, 2), m2));
+    q[2] = _mm256_or_si256(nib_hi(l0), _mm256_and_si256(hb, m2));
+    q[3] = _mm256_or_si256(nib_hi(l1), _mm256_and_si256(_mm256_srli_epi16(hb, 2), m2));
+}
+
+static void gemv_q6_K(int n, int nr, const uint8_t *w, size_t ws, const block_q8_K *x, float *y) {
+    const int nb = n / QK_K;
+    for (int r0 = 0; r0 < nr; r0 += 8) {
+        const uint8_t *rows[8];
+        group_rows(w, ws, r0, nr, rows);
+        __m256 acc = _mm256_setzero_ps();
+        for (int b = 0; b < nb; b++) {
+            const block_q8_K *xb = &x[b];
+            const __m256i bsums = _mm256_loadu_si256((const __m256i *)xb->bsums);
+            __m256i is[8];
+            for (int r = 0; r < 8; r++) {
+                const block_q6_K *wb = (const block_q6_K *)rows[r] + b;
+                const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)wb->scales));
+                __m256i a = _mm256_slli_epi32(_mm256_madd_epi16(sc16, bsums), 5); /* 32 * sum_g sc_g bsum_g */
+                a = _mm256_sub_epi32(_mm256_setzero_si256(), a);
+                for (int h = 0; h < 2; h++) {
+                    __m256i q[4];
+                    q6_quants(wb, h, q);
+                    for (int k = 0; k < 4; k++) {
+                        const int c = 4 * h + k;
+                        const __m256i p = _mm256_maddubs_epi16(q[k], _mm256_loadu_si256((const __m256i *)(xb->qs + 32 * c)));
+                        a = _mm256_add_epi32(a, _mm256_madd_epi16(p, q6_scale_pair(sc16, c)));
+                    }
+                }
+                is[r] = a;
+            }
+            int32_t isum[8];
+            qd_hsum8(is, isum);
+            const __m256 d = _mm256_mul_ps(gather_d(rows, (size_t)b * sizeof(block_q6_K) + 208), _mm256_set1_ps(xb->d));
+            acc = _mm256_add_ps(acc, _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_loadu_si256((const __m256i *)isum))));
+        }
+        store_lanes(y + r0, LC_MIN(8, nr - r0), acc);
+    }
+}
+
+/* GEMM (prefill): rows are unpacked 8 at a time into a lane layout on the stack ("x8"): for each 4-element chunk of
+** a block one 32-byte vector holds the chunk's 4 quants of each of the 8 rows (row r in 32-bit lane r), next to the
+** rows' scales as lanes. A tile of 8G rows x T tokens then broadcasts each 4-byte chunk of a token's activations to
+** all lanes and multiplies it with the G staged vectors, the rows' sums staying in their lanes: no horizontal sums.
+** Partial sums stay 16-bit for as many chunks as cannot overflow (Q4: 8 chunks, 2 * 8 * 15 * 128 < 2^15; Q6_K: 2,
+** 2 * 2 * 63 * 128 < 2^15). X8_GROUPS lane groups and a slice of the row's blocks are staged at a time (about
+** 20 KiB, so they stay in L1 while every token passes over them); a row's float sum continues in y from slice to
+** slice, in block order. */
+enum { X8_GROUPS = 4, X8_T = 2, X8_G = 2 }; /* groups staged; tile: X8_G groups x X8_T tokens */
+
+/* out[c] lane r = 32-bit element c of v[r] (an 8x8 transpose of 32-bit elements). */
+INLINE void transpose8(const __m256i v[8], __m256i *out) {
+    __m256i t[8], u[8];
+    for (int i = 0; i < 4; i++) {
+        t[2 * i] = _mm256_unpacklo_epi32(v[2 * i], v[2 * i + 1]);
+        t[2 * i + 1] = _mm256_unpackhi_epi32(v[2 * i], v[2 * i + 1]);
+    }
+    for (int h = 0; h < 2; h++) {
+        u[4 * h] = _mm256_unpacklo_epi64(t[4 * h], t[4 * h + 2]);
+        u[4 * h + 1] = _mm256_unpackhi_epi64(t[4 * h], t[4 * h + 2]);
+        u[4 * h + 2] = _mm256_unpacklo_epi64(t[4 * h + 1], t[4 * h + 3]);
+        u[4 * h + 3] = _mm256_unpackhi_epi64(t[4 * h + 1], t[4 * h + 3]);
+    }
+    for (int c = 0; c < 4; c++) {
+        out[c] = _mm256_permute2x128_si256(u[c], u[4 + c], 0x20);
+        out[c + 4] = _mm256_permute2x128_si256(u[c], u[4 + c], 0x31);
+    }
+}
+INLINE __m256i bcast32(const void *p) {
+    int32_t v;
+    memcpy(&v, p, 4);
+    return _mm256_set1_epi32(v);
+}
+/* 32-bit lanes (lo[r] | hi[r] << 16) from 8 16-bit pairs. */
+INLINE __m256i pair16(const int16_t lo[8], const int16_t hi[8]) {
+    int32_t v[8];
+    for (int r = 0; r < 8; r++) v[r] = (int32_t)((uint32_t)(uint16_t)lo[r] | (uint32_t)(uint16_t)hi[r] << 16);
+    return _mm256_loadu_si256((const __m256i *)v);
+}
+/* Tile output for group rows [r, r + nv) and one token: the running sum (a later slice) or zero. */
+INLINE __m256 tile_load(const float *y, int nv, bool cont) {
+    if (!cont) return _mm256_setzero_ps();
+    return nv == 8 ? _mm256_loadu_ps(y) : load_lanes(y, nv);
+}
+INLINE void tile_store(float *y, int nv, __m256 v) {
+    if (nv == 8) _mm256_storeu_ps(y, v);
+    else store_lanes(y, nv, v);
+}
+
+INLINE void zero_tile(__m256i a[X8_G][X8_T]) {
+#pragma GCC unroll 8
+    for (int g = 0; g < X8_G; g++)
+#pragma GCC unroll 8
+        for (int t = 0; t < X8_T; t++) a[g][t] = _mm256_setzero_si256();
+}
+
+/* a[g][t] = the 16-bit lane sums over NC chunks of the staged vectors Q[g][0..NC) times token t's activation bytes
+** Xq[t][0..4*NC), broadcast 4 at a time. */
+INLINE void x8_dot16(const int G, const int T, const int NC, const __m256i *const Q[X8_G], const int8_t *const Xq[X8_T],
+                     __m256i a[X8_G][X8_T]) {
+    zero_tile(a);
+#pragma GCC unroll 8
+    for (int c = 0; c < NC; c++) {
+        __m256i xb[X8_T];
+#pragma GCC unroll 8
+        for (int t = 0; t < T; t++) xb[t] = bcast32(Xq[t] + 4 * c);
+#pragma GCC unroll 8
+        for (int g = 0; g < G; g++) {
+            const __m256i wq = Q[g][c];
+#pragma GCC unroll 8
+            for (int t = 0; t < T; t++) a[g][t] = _mm256_add_epi16(a[g][t], _mm256_maddubs_epi16(wq, xb[t]));
+        }
+    }
+}
+
+/* ---- Q4_0 ---- */
+typedef struct {
+    __m256i q[8]; /* chunk c: quants 4c..4c+3 (0..15) of row r in lane r */
+    __m256 d;
+} x8_q4_0;
+enum { X8_KC_Q4_0 = 16 }; /* blocks per slice: 4 groups x 16 x 288 bytes */
+
+static void stage_q4_0(const uint8_t *w, size_t ws, int r0, int nr, int k0, int kc, x8_q4_0 *s) {
+    const uint8_t *rows[8];
+    group_rows(w, ws, r0, nr, rows);
+    for (int b = 0; b < kc; b++) {
+        const size_t off = (size_t)(k0 + b) * sizeof(block_q4_0);
+        __m256i v[8];
+        for (int r = 0; r < 8; r++) v[r] = q4_0_quants(rows[r] + off + 2);
+        transpose8(v, s[b].q);
+        s[b].d = gather_d(rows, off);
+    }
+}
+
+INLINE void tile_q4_0(const int G, const int T, int kc, const x8_q4_0 *const S[X8_G], const block_q8_0 *const X[X8_T],
+                      const int32_t (*bias)[X8_KC_Q4_0], const float (*dx)[X8_KC_Q4_0], __m256 acc[X8_G][X8_T]) {
+    for (int b = 0; b < kc; b++) {
+        const __m256i *Q[X8_G];
+        for (int g = 0; g < X8_G; g++) Q[g] = S[LC_MIN(g, G - 1)][b].q;
+        const int8_t *Xq[X8_T];
+        for (int t = 0; t < X8_T; t++) Xq[t] = X[LC_MIN(t, T - 1)][b].qs;
+        __m256i a[X8_G][X8_T];
+        x8_dot16(G, T, 8, Q, Xq, a);
+#pragma GCC unroll 8
+        for (int g = 0; g < G; g++)
+#pragma GCC unroll 8
+            for (int t = 0; t < T; t++) {
+                const __m256i is = _mm256_sub_epi32(_mm256_madd_epi16(a[g][t], ones16()), _mm256_set1_epi32(bias[t][b]));
+                const __m256 d = _mm256_mul_ps(S[g][b].d, _mm256_set1_ps(dx[t][b]));
+                acc[g][t] = _mm256_add_ps(acc[g][t], _mm256_mul_ps(_mm256_cvtepi32_ps(is), d));
+            }
+    }
+}
+
+/* The tile sweep shared by the three types: for each staged slice, token pairs over group pairs. PREP(j, tok)
+** fills the activation-side arrays of token tok for slot j; TILE(G, T) runs one tile. */
+#define X8_SWEEP(KC, STAGE, PREP, TILE)                                                                                \
+    do {                                                                                                             \
+        for (int r0 = 0; r0 < nr; r0 += 8 * X8_GROUPS) {                                                             \
+            const int ng = LC_MIN(X8_GROUPS, (nr - r0 + 7) / 8);                                                     \
+            for (int k0 = 0; k0 < nb; k0 += KC) {                                                                    \
+                const int kc = LC_MIN(KC, nb - k0);                                                                  \
+                for (int g = 0; g < ng; g++) STAGE;                                                                  \
+                for (int t0 = 0; t0 < nt; t0 += X8_T) {                                                              \
+                    const int tn = LC_MIN(X8_T, nt - t0);                                                            \
+                    for (int j = 0; j < tn; j++) PREP;                                                               \
+                    for (int g0 = 0; g0 < ng; g0 += X8_G) {                                                          \
+                        const int gn = LC_MIN(X8_G, ng - g0);                                                        \
+                        __m256 acc[X8_G][X8_T];                                                                      \
+                        for (int g = 0; g < gn; g++)                                                                 \
+                            for (int t = 0; t < tn; t++) {                                                           \
+                                const int r = r0 + 8 * (g0 + g);                                                     \
+                                acc[g][t] = tile_load(y + (size_t)(t0 + t) * ldy + r, LC_MIN(8, nr - r), k0 > 0);    \
+                            }                                                                                        \
+                        if (gn == 2 && tn == 2) TILE(2, 2);                                                          \
+                        else if (gn == 2) TILE(2, 1);                                                                \
+                        else if (tn == 2) TILE(1, 2);                                                                \
+                        else TILE(1, 1);                                                                             \
+                        for (int g = 0; g < gn; g++)                                                                 \
+                            for (int t = 0; t < tn; t++) {                                                           \
+                                const int r = r0 + 8 * (g0 + g);                                                     \
+                                tile_store(y + (size_t)(t0 + t) * ldy + r, LC_MIN(8, nr - r), acc[g][t]);            \
+                            }                                                                                        \
+                    }                                                                                                \
+                }                                                                                                    \
+            }                                                                                                        \
+        }                                                                                                            \
+    } while (0)
+
+static void gemm_x8_q4_0(int n, int nr, int nt, const void *vw, size_t ws, const void *vx, size_t xs, float *y,
+                         size_t ldy) {
+    if (nt == 1) {
+        gemv_q4_0(n, nr, vw, ws, vx, y);
+        return;
+    }
+    x8_q4_0 stage[X8_GROUPS][X8_KC_Q4_0];
+    int32_t bias[X8_T][X8_KC_Q4_0];
+    float dx[X8_T][X8_KC_Q4_0];
+    const int nb = n / QK4_0;
+    const block_q8_0 *X[X8_T];
+#define PREP_Q4_0                                                                                                      \
+    do {                                                                                                             \
+        X[j] = (const block_q8_0 *)((const uint8_t *)vx + (size_t)(t0 + j) * xs) + k0;                              \
+        for (int b = 0; b < kc; b++) {                                                                               \
+            dx[j][b] = lc_fp16_lut(X[j][b].d);                                                                       \
+            bias[j][b] = 8 * sum_i8x32(X[j][b].qs);                                                                  \
+        }                                                                                                            \
+    } while (0)
+#define TILE_Q4_0(G, T)                                                                                                \
+    do {                                                                                                             \
+        const x8_q4_0 *S[X8_G] = {stage[g0], stage[LC_MIN(g0 + 1, X8_GROUPS - 1)]};                                 \
+        tile_q4_0(G, T, kc, S, X, (const int32_t(*)[X8_KC_Q4_0])bias, (const float(*)[X8_KC_Q4_0])dx, acc);          \
+    } while (0)
+    X8_SWEEP(X8_KC_Q4_0, stage_q4_0(vw, ws, r0 + 8 * g, nr, k0, kc, stage[g]), PREP_Q4_0, TILE_Q4_0);
+#undef PREP_Q4_0
+#undef TILE_Q4_0
+}
+
+/* ---- Q4_K ---- */
+typedef struct {
+    __m256i q[64];  /* chunk c of the super-block: quants 4c..4c+3 of row r in lane r */
+    __m256i sc[8];  /* sub-block scale of row r in both 16-bit halves of lane r */
+    __m256i mn[4];  /* mins of sub-blocks 2k, 2k+1 of row r in the 16-bit halves of lane r */
+    __m256 d, dmin;
+} x8_q4_K;
+enum { X8_KC_K = 2 }; /* super-blocks per slice: 4 groups x 2 x 2496 bytes (Q6_K: 2848) */
+
+static void stage_q4_K(const uint8_t *w, size_t ws, int r0, int nr, int k0, int kc, x8_q4_K *s) {
+    const uint8_t *rows[8];
+    group_rows(w, ws, r0, nr, rows);
+    for (int b = 0; b < kc; b++) {
+        const size_t off = (size_t)(k0 + b) * sizeof(block_q4_K);
+        uint8_t sc[8][8], mn[8][8];
+        for (int p = 0; p < 4; p++) {
+            __m256i lo[8], hi[8];
+            for (int r = 0; r < 8; r++) {
+                const __m256i v = _mm256_loadu_si256((const __m256i *)(((const block_q4_K *)(rows[r] + off))->qs + 32 * p));
+                lo[r] = nib_lo(v), hi[r] = nib_hi(v);
+            }
+            transpose8(lo, s[b].q + 16 * p);
+            transpose8(hi, s[b].q + 16 * p + 8);
+        }
+        for (int r = 0; r < 8; r++) {
+            uint64_t a, m;
+            k4_scales8(((const block_q4_K *)(rows[r] + off))->scales, &a, &m);
+            memcpy(sc[r], &a, 8), memcpy(mn[r], &m, 8);
+        }
+        for (int g = 0; g < 8; g++) {
+            int16_t lo[8], hi[8];
+            for (int r = 0; r < 8; r++) lo[r] = hi[r] = sc[r][g];
+            s[b].sc[g] = pair16(lo, hi);
+        }
+        for (int k = 0; k < 4; k++) {
+            int16_t lo[8], hi[8];
+            for (int r = 0; r < 8; r++) lo[r] = mn[r][2 * k], hi[r] = mn[r][2 * k + 1];
+            s[b].mn[k] = pair16(lo, hi);
+        }
+        s[b].d = gather_d(rows, off);
+        s[b].dmin = gather_d(rows, off + 2);
+    }
+}
+
+/* Activation side of the K-quants: bsp[k] = the sums of sub-blocks 2k and 2k+1 of 32 (bsums[4k] + bsums[4k+1],
+** bsums[4k+2] + bsums[4k+3]) as 16-bit halves. */
+INLINE void k4_bsum_pairs(const block_q8_K *x, int32_t bsp[4]) {
+    const __m128i bs = _mm_hadd_epi16(_mm_loadu_si128((const __m128i *)x->bsums),
+                                      _mm_loadu_si128((const __m128i *)(x->bsums + 8)));
+    _mm_storeu_si128((__m128i *)bsp, bs);
+}
+
+INLINE void tile_q4_K(const int G, const int T, int kc, const x8_q4_K *const S[X8_G], const block_q8_K *const X[X8_T],
+                      const int32_t (*bsp)[X8_KC_K][4], __m256 acc[X8_G][X8_T]) {
+    for (int b = 0; b < kc; b++) {
+        __m256i is[X8_G][X8_T];
+        zero_tile(is);
+        for (int sb = 0; sb < 8; sb++) {
+            const __m256i *Q[X8_G];
+            for (int g = 0; g < X8_G; g++) Q[g] = S[LC_MIN(g, G - 1)][b].q + 8 * sb;
+            const int8_t *Xq[X8_T];
+            for (int t = 0; t < X8_T; t++) Xq[t] = X[LC_MIN(t, T - 1)][b].qs + 32 * sb;
+            __m256i a[X8_G][X8_T];
+            x8_dot16(G, T, 8, Q, Xq, a);
+#pragma GCC unroll 8
+            for (int g = 0; g < G; g++)
+#pragma GCC unroll 8
+                for (int t = 0; t < T; t++) {
+                    const __m256i p = _mm256_madd_epi16(a[g][t], S[g][b].sc[sb]);
+                    is[g][t] = _mm256_add_epi32(is[g][t], p);
+                }
+        }
+#pragma GCC unroll 8
+        for (int g = 0; g < G; g++)
+#pragma GCC unroll 8
+            for (int t = 0; t < T; t++) {
+                __m256i ms = _mm256_madd_epi16(S[g][b].mn[0], _mm256_set1_epi32(bsp[t][b][0]));
+#pragma GCC unroll 8
+                for (int k = 1; k < 4; k++)
+                    ms = _mm256_add_epi32(ms, _mm256_madd_epi16(S[g][b].mn[k], _mm256_set1_epi32(bsp[t][b][k])));
+                const __m256 xd = _mm256_set1_ps(X[t][b].d);
+                const __m256 v = _mm256_sub_ps(_mm256_mul_ps(_mm256_mul_ps(S[g][b].d, xd), _mm256_cvtepi32_ps(is[g][t])),
+                                               _mm256_mul_ps(_mm256_mul_ps(S[g][b].dmin, xd), _mm256_cvtepi32_ps(ms)));
+                acc[g][t] = _mm256_add_ps(acc[g][t], v);
+            }
+    }
+}
+
+static void gemm_x8_q4_K(int n, int nr, int nt, const void *vw, size_t ws, const void *vx, size_t xs, float *y,
+                         size_t ldy) {
+    if (nt == 1) {
+        gemv_q4_K(n, nr, vw, ws, vx, y);
+        return;
+    }
+    x8_q4_K stage[X8_GROUPS][X8_KC_K];
+    int32_t bsp[X8_T][X8_KC_K][4];
+    const int nb = n / QK_K;
+    const block_q8_K *X[X8_T];
+#define PREP_Q4_K                                                                                                      \
+    do {                                                                                                             \
+        X[j] = (const block_q8_K *)((const uint8_t *)vx + (size_t)(t0 + j) * xs) + k0;                              \
+        for (int b = 0; b < kc; b++) k4_bsum_pairs(&X[j][b], bsp[j][b]);                                             \
+    } while (0)
+#define TILE_Q4_K(G, T)                                                                                                \
+    do {                                                                                                             \
+        const x8_q4_K *S[X8_G] = {stage[g0], stage[LC_MIN(g0 + 1, X8_GROUPS - 1)]};                                 \
+        tile_q4_K(G, T, kc, S, X, (const int32_t(*)[X8_KC_K][4])bsp, acc);                                           \
+    } while (0)
+    X8_SWEEP(X8_KC_K, stage_q4_K(vw, ws, r0 + 8 * g, nr, k0, kc, stage[g]), PREP_Q4_K, TILE_Q4_K);
+#undef PREP_Q4_K
+#undef TILE_Q4_K
+}
+
+/* ---- Q6_K ---- */
+typedef struct {
+    __m256i q[64];   /* chunk c: quants + 32 (0..63) of elements 4c..4c+3 of row r in lane r */
+    __m256i sc[16];  /* group scale of row r in both 16-bit halves of lane r */
+    __m256i scp[8];  /* scales of groups 2k, 2k+1 of row r in the 16-bit halves of lane r */
+    __m256 d;
+} x8_q6_K;
+
+static void stage_q6_K(const uint8_t *w, size_t ws, int r0, int nr, int k0, int kc, x8_q6_K *s) {
+    const uint8_t *rows[8];
+    group_rows(w, ws, r0, nr, rows);
+    for (int b = 0; b < kc; b++) {
+        const size_t off = (size_t)(k0 + b) * sizeof(block_q6_K);
+        for (int h = 0; h < 2; h++) {
+            __m256i q[8][4];
+            for (int r = 0; r < 8; r++) q6_quants((const block_q6_K *)(rows[r] + off), h, q[r]);
+            for (int k = 0; k < 4; k++) {
+                __m256i v[8];
+                for (int r = 0; r < 8; r++) v[r] = q[r][k];
+                transpose8(v, s[b].q + 8 * (4 * h + k));
+            }
+        }
+        int16_t sc[16][8];
+        for (int r = 0; r < 8; r++)
+            for (int g = 0; g < 16; g++) sc[g][r] = ((const block_q6_K *)(rows[r] + off))->scales[g];
+        for (int g = 0; g < 16; g++) s[b].sc[g] = pair16(sc[g], sc[g]);
+        for (int k = 0; k < 8; k++) s[b].scp[k] = pair16(sc[2 * k], sc[2 * k + 1]);
+        s[b].d = gather_d(rows, off + 208);
+    }
+}
+
+INLINE void tile_q6_K(const int G, const int T, int kc, const x8_q6_K *const S[X8_G], const block_q8_K *const X[X8_T],
+                      __m256 acc[X8_G][X8_T]) {
+    for (int b = 0; b < kc; b++) {
+        __m256i is[X8_G][X8_T];
+        zero_tile(is);
+        for (int grp = 0; grp < 16; grp++) { /* 4 chunks; 16-bit sums over 2 of them */
+#pragma GCC unroll 2
+            for (int h = 0; h < 2; h++) {
+                const int c = 4 * grp + 2 * h;
+                const __m256i *Q[X8_G];
+                for (int g = 0; g < X8_G; g++) Q[g] = S[LC_MIN(g, G - 1)][b].q + c;
+                const int8_t *Xq[X8_T];
+                for (int t = 0; t < X8_T; t++) Xq[t] = X[LC_MIN(t, T - 1)][b].qs + 4 * c;
+                __m256i a[X8_G][X8_T];
+                x8_dot16(G, T, 2, Q, Xq, a);
+#pragma GCC unroll 8
+                for (int g = 0; g < G; g++)
+#pragma GCC unroll 8
+                    for (int t = 0; t < T; t++)
+                        is[g][t] = _mm256_add_epi32(is[g][t], _mm256_madd_epi16(a[g][t], S[g][b].sc[grp]));
+            }
+        }
+#pragma GCC unroll 8
+        for (int g = 0; g < G; g++)
+#pragma GCC unroll 8
+            for (int t = 0; t < T; t++) {
+                __m256i bb = _mm256_madd_epi16(S[g][b].scp[0], bcast32(X[t][b].bsums));
+#pragma GCC unroll 8
+                for (int k = 1; k < 8; k++)
+                    bb = _mm256_add_epi32(bb, _mm256_madd_epi16(S[g][b].scp[k], bcast32(X[t][b].bsums + 2 * k)));
+                const __m256i isum = _mm256_sub_epi32(is[g][t], _mm256_slli_epi32(bb, 5));
+                const __m256 d = _mm256_mul_ps(S[g][b].d, _mm256_set1_ps(X[t][b].d));
+                acc[g][t] = _mm256_add_ps(acc[g][t], _mm256_mul_ps(d, _mm256_cvtepi32_ps(isum)));
+            }
+    }
+}
+
+static void gemm_x8_q6_K(int n, int nr, int nt, const void *vw, size_t ws, const void *vx, size_t xs, float *y,
+                         size_t ldy) {
+    if (nt == 1) {
+        gemv_q6_K(n, nr, vw, ws, vx, y);
+        return;
+    }
+    x8_q6_K stage[X8_GROUPS][X8_KC_K];
+    const int nb = n / QK_K;
+    const block_q8_K *X[X8_T];
+#define PREP_Q6_K X[j] = (const block_q8_K *)((const uint8_t *)vx + (size_t)(t0 + j) * xs) + k0
+#define TILE_Q6_K(G, T)                                                                                                \
+    do {                                                                                                             \
+        const x8_q6_K *S[X8_G] = {stage[g0], stage[LC_MIN(g0 + 1, X8_GROUPS - 1)]};                                 \
+        tile_q6_K(G, T, kc, S, X, acc);                                                                              \
+    } while (0)
+    X8_SWEEP(X8_KC_K, stage_q6_K(vw, ws, r0 + 8 * g, nr, k0, kc, stage[g]), PREP_Q6_K, TILE_Q6_K);
+#undef PREP_Q6_K
+#undef TILE_Q6_K
+}
+
+void lc__kernels_fill_avx2_quants(lc_kernels *k) {
+    qd_fill(k);
+    k->gemm[LC_TYPE_Q4_0] = gemm_x8_q4_0;
+    k->gemm[LC_TYPE_Q4_K] = gemm_x8_q4_K;
+    k->gemm[LC_TYPE_Q6_K] = gemm_x8_q6_K;
+}
