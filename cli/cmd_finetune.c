@@ -1,7 +1,8 @@
 /* cmd_finetune.c - `llamac finetune`: LoRA fine-tuning of a model (any weight type; the base stays frozen) on plain
 ** text or on chat JSONL rendered with the model's own template, writing an adapter in llama.cpp's GGUF LoRA format
 ** for `llamac run/chat --lora` (and llama.cpp's --lora). A progress line on a terminal; log lines with loss,
-** tokens/s and GFLOP/s; Ctrl-C stops after the current step and still writes the adapter.
+** tokens/s and GFLOP/s; Ctrl-C stops after the current step with a checkpoint (--resume continues) and still writes
+** the adapter.
 */
 #include "cli.h"
 
@@ -51,6 +52,11 @@ static const char *help =
     "  --val-batches N        validation batches per evaluation (default 2)\n"
     "  --eval-every N         steps between validations (default 50; 0: only at the end)\n"
     "  --log-every N          steps between log lines (default 10)\n"
+    "  --checkpoint-every N   steps between checkpoints (adapter, Adam moments, step; default 50; 0: only at the\n"
+    "                         end or when stopped)\n"
+    "  --checkpoint FILE      checkpoint path (default OUT.ckpt)\n"
+    "  --resume               continue from the checkpoint (the same run: base, data, rank, targets, batch, seed);\n"
+    "                         the adapter comes out as if never interrupted\n"
     "  --seed S               adapter initialisation and sampling (default 1)\n"
     "  -t, --threads N        threads (default: all cores)\n"
     "  -h, --help             this help\n"
@@ -87,6 +93,7 @@ static int on_event(const lc_train_stats *s, void *user) {
         printf("adapter: %.3f M parameters; data: %llu training tokens with a loss, %llu for validation; kernel %s\n",
                (double)s->n_params / 1e6, (unsigned long long)s->n_train_tokens,
                (unsigned long long)s->n_val_tokens, s->kernel);
+        if (s->resumed_from >= 0) printf("resumed from the checkpoint at step %lld\n", (long long)s->resumed_from);
         fflush(stdout);
         break;
     case LC_TRAIN_STEP:
@@ -104,6 +111,10 @@ static int on_event(const lc_train_stats *s, void *user) {
                     s->loss, s->tokens_per_s, eta);
             fflush(stderr);
         }
+        break;
+    case LC_TRAIN_CHECKPOINT:
+        if (g_stop) printf("%sinterrupted at step %lld: checkpoint written (continue with --resume)\n", cr,
+                           (long long)s->step);
         break;
     case LC_TRAIN_EVAL:
         if (u->tty) fputs(cr, stderr);
@@ -157,14 +168,15 @@ int cmd_finetune(int argc, char **argv) {
         else rest[nr++] = argv[i];
     }
     lc_finetune_params p = lc_finetune_default_params();
-    const char *model = NULL, *out = NULL, *doc_sep = NULL, *targets = "all";
+    const char *model = NULL, *out = NULL, *doc_sep = NULL, *targets = "all", *ckpt = NULL;
     int format = -1;
     int64_t rank = p.rank, ctx = 0, steps = p.n_steps, batch = p.batch, micro = 0, warmup = -1,
-            val_batches = p.val_batches, eval_every = p.eval_every, log_every = 10, threads = 0;
+            val_batches = p.val_batches, eval_every = p.eval_every, log_every = 10, threads = 0,
+            ckpt_every = p.checkpoint_every;
     double alpha = 0, lr = p.lr, min_lr = -1, wd = p.weight_decay, b1 = p.beta1, b2 = p.beta2, clip = p.clip,
            val_frac = p.val_frac;
     uint64_t seed = p.seed;
-    bool help_wanted = false;
+    bool help_wanted = false, resume = false;
     const cli_opt opts[] = {
         {"-m", "--model", CLI_STR, &model, 0, 0, NULL, NULL},
         {"-o", "--output", CLI_STR, &out, 0, 0, NULL, NULL},
@@ -188,6 +200,9 @@ int cmd_finetune(int argc, char **argv) {
         {NULL, "--val-batches", CLI_INT, &val_batches, 1, 1 << 20, NULL, NULL},
         {NULL, "--eval-every", CLI_INT, &eval_every, 0, 1LL << 40, NULL, NULL},
         {NULL, "--log-every", CLI_INT, &log_every, 0, 1LL << 40, NULL, NULL},
+        {NULL, "--checkpoint-every", CLI_INT, &ckpt_every, 0, 1LL << 40, NULL, NULL},
+        {NULL, "--checkpoint", CLI_STR, &ckpt, 0, 0, NULL, NULL},
+        {NULL, "--resume", CLI_FLAG, &resume, 0, 0, NULL, NULL},
         {NULL, "--seed", CLI_U64, &seed, 0, 0, NULL, NULL},
         {"-t", "--threads", CLI_INT, &threads, 1, 4096, NULL, NULL},
     };
@@ -235,6 +250,9 @@ int cmd_finetune(int argc, char **argv) {
     p.eval_every = eval_every;
     p.seed = seed;
     p.n_threads = (int)threads;
+    p.checkpoint = ckpt;
+    p.checkpoint_every = ckpt_every;
+    p.resume = resume;
     ft_ui u = {.tty = isatty(2), .log_every = log_every};
     p.on_event = on_event;
     p.user = &u;

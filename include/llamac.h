@@ -626,6 +626,9 @@ typedef struct lc_finetune_params {
     int64_t eval_every;        /* 0: only at the end */
     uint64_t seed;
     int n_threads;             /* <= 0: all cores */
+    const char *checkpoint;    /* NULL: out + ".ckpt" */
+    int64_t checkpoint_every;  /* steps between checkpoints (0: only after the last step, or when stopped) */
+    bool resume;               /* continue from the checkpoint (same base, data, rank, targets, batch, seed) */
     /* Called on the calling thread for each event (LC_TRAIN_*; n_params = adapter parameters, n_train_tokens and
     ** n_val_tokens = tokens with a loss); nonzero stops after the current step, and the adapter is written. */
     int (*on_event)(const lc_train_stats *s, void *user);
@@ -634,8 +637,11 @@ typedef struct lc_finetune_params {
 
 lc_finetune_params lc_finetune_default_params(void);
 /* Fine-tunes and writes p->out. Per step `batch` samples (text: windows of n_ctx+1 tokens at random; chat: whole
-** conversations at random, padded), the loss averaged over the tokens that carry one. final (may be NULL) gets the
-** last stats. LC_E_INVALID (bad parameters, no usable data: the message names the file and line), LC_E_UNSUPPORTED
+** conversations at random, padded), the loss averaged over the tokens that carry one. Checkpoints (the adapter,
+** AdamW's moments, the step and the generator; a checkpoint is itself a loadable adapter) are written by rename; a
+** resumed run ends with the same bytes as one never interrupted, with any thread count. final (may be NULL) gets the
+** last stats. LC_E_INVALID (bad parameters, no usable data: the message names the file and line), LC_E_FORMAT (a
+** conversation the chat template refuses, with the file and line), LC_E_UNSUPPORTED
 ** (a weight type llamac cannot compute with), LC_E_IO, LC_E_NOMEM. */
 int lc_finetune(const lc_finetune_params *p, lc_train_stats *final);
 

@@ -2,17 +2,20 @@
 ** differences of a double-precision forward over the dequantized base weights merged with s B A (train_ref.h), for
 ** F32 and Q8_0 bases; the fine-tuning forward against lc_decode with the same adapter (F32, Q8_0, Q4_K_M bases); an
 ** adapter made by lc_finetune loading in llama.cpp (the oracle) with the same logits as llamac's, and scale 0 giving
-** the base logits exactly; the loss falling by a stated amount on text and on chat JSONL; the assistant-only loss
-** mask of chat data against the Llama 3 prompt format; errors naming the file and line; the CLI.
+** the base logits exactly; the loss falling by a stated amount on text and on chat JSONL; resume after a kill giving
+** the same adapter; the assistant-only loss mask of chat data against the Llama 3 prompt format; errors naming the
+** file and line; the CLI.
 */
 #include "harness.h"
 
 #include "../src/train/finetune.h"
 #include "train_ref.h"
 
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #if defined(__GNUC__) && !defined(__clang__)
@@ -42,11 +45,16 @@ static const char *path_in(const char *name) {
 }
 
 /* A small random Llama (n_embd, n_ff as given; 2 layers, 4/2 heads) of weight type wtype (F32, F16, BF16, Q8_0; or
-** a llama-quantize ftype name such as "Q4_K_M" applied to the F32 file). */
+** a llama-quantize ftype name such as "Q4_K_M" applied to the F32 file). "L31" as ftype: F16 in Llama 3.1's way
+** (rope_freqs.weight, rope theta 5e5, head_dim 48 so that n_head * head_dim != n_embd). */
 static int make_base(const char *path, int wtype, const char *ftype, int n_embd, int n_ff, bool tied, float w_std) {
     lc_synth_params p = lc_synth_default_params();
     p.n_embd = (uint32_t)n_embd, p.n_ff = (uint32_t)n_ff, p.n_layer = 2, p.n_head = 4, p.n_head_kv = 2;
     p.wtype = wtype, p.tied_output = tied, p.w_std = w_std, p.seed = 5;
+    if (ftype && !strcmp(ftype, "L31")) {
+        p.wtype = LC_TYPE_F16, p.rope_freqs = true, p.rope_theta = 500000.0f, p.head_dim = 48;
+        return lc_synth_write(path, &p);
+    }
     if (!ftype) return lc_synth_write(path, &p);
     char tmp[256];
     snprintf(tmp, sizeof tmp, "%s.f32", path);
@@ -254,8 +262,9 @@ TEST(training_forward_matches_inference_with_the_adapter) {
     static const struct {
         int wtype;
         const char *ftype;
-        double bound; /* F32: summation order; quantized: inference quantizes the activations (Q8_0, Q8_K) */
-    } cases[] = {{LC_TYPE_F32, NULL, 2e-5}, {LC_TYPE_Q8_0, NULL, 5e-2}, {LC_TYPE_F32, "Q4_K_M", 5e-2}};
+        double bound; /* F32: summation order; else inference rounds the activations (F16; Q8_0, Q8_K) */
+    } cases[] = {{LC_TYPE_F32, NULL, 2e-5}, {LC_TYPE_Q8_0, NULL, 5e-2}, {LC_TYPE_F32, "Q4_K_M", 5e-2},
+                 {LC_TYPE_F16, "L31", 5e-3}};
     enum { T = 40 };
     int32_t ids[T];
     for (int i = 0; i < T; i++) ids[i] = 3 + (int32_t)((unsigned)(i * 7919) % 500);
@@ -287,7 +296,9 @@ TEST(training_forward_matches_inference_with_the_adapter) {
         const double e = got ? max_rel(a, b, T, nv) : 1, moved = got ? max_rel(base, b, T, nv) : 0;
         free(a), free(b), free(base);
         printf("        %s base: training forward vs lc_decode with the adapter: max rel %.1e (bound %.0e; the "
-               "adapter moves the logits by %.1e)\n", cases[c].ftype ? cases[c].ftype : lc_type_name(cases[c].wtype), e,
+               "adapter moves the logits by %.1e)\n",
+               !cases[c].ftype ? lc_type_name(cases[c].wtype)
+               : strcmp(cases[c].ftype, "L31") ? cases[c].ftype : "F16, Llama 3.1 RoPE, head_dim 48,", e,
                cases[c].bound, moved);
         CHECKF(got, "could not compute the logits: %s", lc_last_error());
         CHECKF(e <= cases[c].bound && moved > 5 * e, "case %zu: rel %.2e, moved %.2e", c, e, moved);
@@ -429,6 +440,69 @@ TEST(finetuning_text_loss_falls) {
            "loss fell from %.3f to %.3f (val %.3f), want at least %.1f", l.first, l.last, l.val, need);
     struct stat sb;
     CHECK(stat(ad, &sb) == 0 && sb.st_size > 0);
+}
+
+static int kill_at_6(const lc_train_stats *s, void *user) {
+    (void)user;
+    if (s->event == LC_TRAIN_STEP && s->step == 6) raise(SIGKILL);
+    return 0;
+}
+
+static unsigned char *slurp(const char *path, size_t *n) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    unsigned char *buf = malloc(1 << 24);
+    *n = buf ? fread(buf, 1, 1 << 24, f) : 0;
+    fclose(f);
+    return buf;
+}
+
+/* A run killed (SIGKILL) after step 6 with checkpoints every 4 steps, resumed with another thread count, writes
+** the same adapter as an uninterrupted run; a resume with another seed is refused. */
+TEST(resume_after_kill_gives_the_same_adapter) {
+    const char *text = write_text(), *model = path_in("rs.gguf"), *a = path_in("rs-a.gguf"), *b = path_in("rs-b.gguf");
+    CHECK(text);
+    CHECK_OK(make_base(model, LC_TYPE_Q8_0, NULL, 128, 256, false, 0.05f));
+    lc_model *m = NULL;
+    CHECK_OK(lc_model_load(model, NULL, &m));
+    losses l = {0};
+    const char *data[1] = {text};
+    lc_finetune_params p = text_params(m, data, a, &l);
+    p.n_steps = 10, p.checkpoint_every = 4, p.eval_every = 5;
+    int r = lc_finetune(&p, NULL);
+    if (r) lc_model_free(m);
+    CHECKF(r == 0, "uninterrupted run: %s", lc_last_error());
+    fflush(stdout);
+    const pid_t pid = fork();
+    if (pid == 0) {
+        lc_finetune_params pk = p;
+        pk.out = b, pk.n_threads = 1, pk.on_event = kill_at_6;
+        lc_finetune(&pk, NULL);
+        _exit(3); /* not reached when the kill happens */
+    }
+    int status = 0;
+    const bool killed = pid > 0 && waitpid(pid, &status, 0) == pid && WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL;
+    struct stat sb;
+    char ck[256];
+    snprintf(ck, sizeof ck, "%s.ckpt", b);
+    const bool ck_there = stat(ck, &sb) == 0, out_absent = stat(b, &sb) != 0;
+    lc_finetune_params pr = p;
+    pr.out = b, pr.resume = true, pr.seed = 99;
+    const int bad = lc_finetune(&pr, NULL);
+    const bool refused = bad == LC_E_INVALID && strstr(lc_last_error(), "--seed");
+    pr.seed = p.seed, pr.n_threads = 2;
+    lc_train_stats st;
+    r = lc_finetune(&pr, &st);
+    lc_model_free(m);
+    CHECKF(killed && ck_there && out_absent, "the child was not killed after a checkpoint (status %d)", status);
+    CHECKF(refused, "a resume with another seed: status %d, %s", bad, lc_last_error());
+    CHECKF(r == 0, "resume: %s", lc_last_error());
+    CHECK_EQ_INT(st.resumed_from, 4);
+    size_t na = 0, nb = 0;
+    unsigned char *da = slurp(a, &na), *db = slurp(b, &nb);
+    const bool same = da && db && na == nb && !memcmp(da, db, na);
+    free(da), free(db);
+    CHECKF(same, "the resumed adapter (%zu bytes) differs from the uninterrupted one (%zu bytes)", nb, na);
 }
 
 /* ---- chat data ---- */
@@ -585,6 +659,7 @@ int main(int argc, char **argv) {
     RUN(training_forward_matches_inference_with_the_adapter);
     RUN(finetuned_adapter_matches_llama_cpp_and_scale_zero_is_the_base);
     RUN(finetuning_text_loss_falls);
+    RUN(resume_after_kill_gives_the_same_adapter);
     RUN(chat_loss_is_on_the_assistant_turns_only);
     RUN(chat_finetuning_loss_falls_and_bad_lines_are_named);
     RUN(cli_finetune_then_run_with_the_adapter);

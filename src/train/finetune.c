@@ -3,10 +3,18 @@
 ** accumulated, the loss averaged over the tokens that carry one, global-norm clipping, AdamW (adamw.c) at the
 ** scheduled learning rate; validation loss every eval_every steps and at the end; the adapter written by temporary
 ** file and rename (gguf_writer_write).
+**
+** Resume invariant (as train.c's): a checkpoint after step k holds everything the rest of the run depends on — the
+** adapters, both moments, k and the generator — and every computation is deterministic (frozen.c, tr_gemm and AdamW
+** keep fixed orders), so a killed and resumed run writes the same adapter as one never interrupted. Checkpoints are
+** GGUF files: the adapter's keys and tensors, general.type "finetune-checkpoint", finetune.* keys and the moments as
+** finetune.m.* / finetune.v.* tensors.
 */
 #include "finetune.h"
 
 #include <math.h>
+#include <stdio.h>
+#include <sys/stat.h>
 
 lc_finetune_params lc_finetune_default_params(void) {
     lc_finetune_params p;
@@ -25,12 +33,14 @@ lc_finetune_params lc_finetune_default_params(void) {
     p.val_frac = 0.05;
     p.val_batches = 2;
     p.eval_every = 50;
+    p.checkpoint_every = 50;
     p.seed = 1;
     return p;
 }
 
 typedef struct tuner {
     const lc_finetune_params *p;
+    char *ckpt_path;
     ft_data data;
     ft_model *m;
     ft_run *run;
@@ -115,6 +125,91 @@ static double train_step(tuner *t, float lr) {
     return n_tgt ? loss / (double)n_tgt : NAN;
 }
 
+/* ---- checkpoints ---- */
+
+static int ckpt_write(tuner *t) {
+    gguf_writer *w = gguf_writer_new();
+    if (!w) return LC_ERR(LC_E_NOMEM, "finetune: out of memory");
+    const tr_model *lm = t->m->lora_m;
+    const uint64_t rng[4] = {t->rng.s[0], t->rng.s[1], t->rng.s[2], t->rng.s[3]};
+    int r = ft_model_to_gguf(t->m, w, "llamac-lora-checkpoint");
+    if (!r) r = gguf_writer_set_str(w, "general.type", "finetune-checkpoint"); /* not an adapter to load */
+    if (!r) r = gguf_writer_set_u32(w, "finetune.version", 1);
+    if (!r) r = gguf_writer_set_u64(w, "finetune.step", (uint64_t)t->step);
+    if (!r) r = gguf_writer_set_arr(w, "finetune.rng", GGUF_T_UINT64, rng, 4);
+    if (!r) r = gguf_writer_set_u64(w, "finetune.seed", t->p->seed);
+    if (!r) r = gguf_writer_set_u64(w, "finetune.data_hash", t->data.hash);
+    if (!r) r = gguf_writer_set_u32(w, "finetune.batch", t->p->batch);
+    char nm[96];
+    for (int i = 0; !r && i < lm->n_tensors; i++) {
+        const tr_tensor *x = &lm->tensors[i];
+        const uint64_t ne[2] = {(uint64_t)x->ne0, (uint64_t)x->ne1}, bytes = ne[0] * ne[1] * sizeof(float);
+        snprintf(nm, sizeof nm, "finetune.m.%s", x->name);
+        r = gguf_writer_add_tensor(w, nm, LC_TYPE_F32, 2, ne, t->m1 + x->off, bytes);
+        snprintf(nm, sizeof nm, "finetune.v.%s", x->name);
+        if (!r) r = gguf_writer_add_tensor(w, nm, LC_TYPE_F32, 2, ne, t->m2 + x->off, bytes);
+    }
+    if (!r) r = gguf_writer_write(w, t->ckpt_path);
+    gguf_writer_free(w);
+    return r;
+}
+
+static int ckpt_get(const gguf_file *f, const char *name, const tr_tensor *x, float *dst) {
+    const gguf_tensor *g = gguf_find_tensor(f, name);
+    if (!g || g->type != LC_TYPE_F32 || g->ne[0] != (uint64_t)x->ne0 || g->ne[1] != (uint64_t)x->ne1)
+        return LC_ERR(LC_E_INVALID, "%s: tensor '%s' is missing or not F32 [%d, %d]: the checkpoint is of another "
+                      "base model, rank or --lora-targets", f->path, name, x->ne0, x->ne1);
+    memcpy(dst, g->data, (size_t)x->ne0 * x->ne1 * sizeof(float));
+    return LC_OK;
+}
+
+/* Loads the checkpoint into t after checking that it belongs to this run. */
+static int ckpt_read(tuner *t, const gguf_file *f) {
+    uint32_t v32 = 0;
+    uint64_t v64 = 0;
+    int r;
+    if ((r = gguf_get_u32(f, "finetune.version", &v32)) <= 0 || v32 != 1)
+        return r < 0 ? r : LC_ERR(LC_E_FORMAT, "%s: not a llamac fine-tuning checkpoint (finetune.version 1)", f->path);
+    const struct {
+        const char *key, *what;
+        uint64_t want;
+    } keys[] = {{"finetune.seed", "--seed", t->p->seed},
+                {"finetune.batch", "--batch", t->p->batch},
+                {"finetune.data_hash", "data (the token samples differ)", t->data.hash}};
+    for (size_t i = 0; i < sizeof keys / sizeof *keys; i++) {
+        r = i == 1 ? gguf_get_u32(f, keys[i].key, &v32) : gguf_get_u64(f, keys[i].key, &v64);
+        if (r < 0) return r;
+        if (i == 1) v64 = v32;
+        if (r == 0 || v64 != keys[i].want)
+            return LC_ERR(LC_E_INVALID, "%s: written with other %s than this run's; resume with the options of the run "
+                          "that wrote it, or start over without --resume", f->path, keys[i].what);
+    }
+    float alpha = 0.0f;
+    if (gguf_get_f32(f, "adapter.lora.alpha", &alpha) <= 0 || alpha != t->m->alpha)
+        return LC_ERR(LC_E_INVALID, "%s: written with another --lora-alpha", f->path);
+    const gguf_value *rng;
+    if ((r = gguf_get_arr(f, "finetune.rng", GGUF_T_UINT64, &rng)) < 0) return r;
+    if (r == 0 || rng->v.arr.n != 4) return LC_ERR(LC_E_FORMAT, "%s: finetune.rng must hold 4 u64", f->path);
+    if ((r = gguf_get_u64(f, "finetune.step", &v64)) <= 0)
+        return r < 0 ? r : LC_ERR(LC_E_FORMAT, "%s: finetune.step is missing", f->path);
+    tr_model *lm = t->m->lora_m;
+    if (f->n_tensors != 3 * (uint64_t)lm->n_tensors)
+        return LC_ERR(LC_E_INVALID, "%s: %llu tensors, this run has %d adapters (another --lora-targets?)", f->path,
+                      (unsigned long long)f->n_tensors, lm->n_tensors / 2);
+    char nm[96];
+    for (int i = 0; i < lm->n_tensors; i++) {
+        const tr_tensor *x = &lm->tensors[i];
+        if ((r = ckpt_get(f, x->name, x, tr_param(lm, i)))) return r;
+        snprintf(nm, sizeof nm, "finetune.m.%s", x->name);
+        if ((r = ckpt_get(f, nm, x, t->m1 + x->off))) return r;
+        snprintf(nm, sizeof nm, "finetune.v.%s", x->name);
+        if ((r = ckpt_get(f, nm, x, t->m2 + x->off))) return r;
+    }
+    memcpy(t->rng.s, rng->v.arr.data, sizeof t->rng.s); /* little-endian file, little-endian hosts */
+    t->step = (int64_t)v64;
+    return LC_OK;
+}
+
 static int emit(tuner *t, int event) {
     t->st.event = event;
     t->st.step = t->step;
@@ -172,6 +267,21 @@ int lc_finetune(const lc_finetune_params *p, lc_train_stats *final) {
     memset(t.m1, 0, np * sizeof(float));
     memset(t.m2, 0, np * sizeof(float));
     tr_rng_seed(&t.rng, p->seed, 0x10AAull);
+    if (p->checkpoint) t.ckpt_path = lc__strdup(p->checkpoint);
+    else if ((t.ckpt_path = lc__malloc(strlen(p->out) + 6))) sprintf(t.ckpt_path, "%s.ckpt", p->out);
+    if (!t.ckpt_path) {
+        r = LC_ERR(LC_E_NOMEM, "finetune: out of memory");
+        goto done;
+    }
+    struct stat sb;
+    if (p->resume && stat(t.ckpt_path, &sb) == 0) {
+        gguf_file *f = NULL;
+        if ((r = gguf_open(t.ckpt_path, &f))) goto done;
+        r = ckpt_read(&t, f);
+        gguf_close(f);
+        if (r) goto done;
+        t.st.resumed_from = t.step;
+    }
     if ((r = ft_run_new(t.m, t.micro, t.T, p->n_threads, &t.run))) goto done;
 
     const int64_t warmup = p->warmup >= 0 ? p->warmup : LC_MIN(100, p->n_steps / 10);
@@ -185,14 +295,15 @@ int lc_finetune(const lc_finetune_params *p, lc_train_stats *final) {
     t.st.kernel = ft_run_gemm(t.run)->name;
     bool stop = emit(&t, LC_TRAIN_START) != 0;
     const double t0 = lc_time_s();
+    const int64_t step0 = t.step;
     while (!stop && t.step < p->n_steps) {
         t.st.loss = train_step(&t, tr_lr_at(t.step, p->n_steps, warmup, p->lr, min_lr));
         t.step++;
-        const double el = lc_time_s() - t0, tok = (double)t.step * p->batch * t.T;
+        const double el = lc_time_s() - t0, tok = (double)(t.step - step0) * p->batch * t.T;
         t.st.elapsed_s = el;
         t.st.tokens_per_s = el > 0 ? tok / el : 0.0;
         t.st.gflops = el > 0 ? tok * flops_tok / el * 1e-9 : 0.0;
-        t.st.eta_s = el / (double)t.step * (double)(p->n_steps - t.step);
+        t.st.eta_s = el / (double)(t.step - step0) * (double)(p->n_steps - t.step);
         const double *tm = ft_run_times(t.run);
         t.st.time_matmul_s = tm[TR_TIME_MATMUL];
         t.st.time_attention_s = tm[TR_TIME_ATTENTION];
@@ -201,6 +312,10 @@ int lc_finetune(const lc_finetune_params *p, lc_train_stats *final) {
         if ((p->eval_every > 0 && t.step % p->eval_every == 0) || t.step == p->n_steps || stop) {
             t.st.val_loss = evaluate(&t);
             stop |= emit(&t, LC_TRAIN_EVAL) != 0;
+        }
+        if (stop || t.step == p->n_steps || (p->checkpoint_every > 0 && t.step % p->checkpoint_every == 0)) {
+            if ((r = ckpt_write(&t))) goto done;
+            stop |= emit(&t, LC_TRAIN_CHECKPOINT) != 0;
         }
     }
     gguf_writer *w = gguf_writer_new();
@@ -216,6 +331,7 @@ done:
     lc__aligned_free(t.m1);
     lc__aligned_free(t.m2);
     ft_data_free(&t.data);
+    lc__free(t.ckpt_path);
     lc__free(t.tokens);
     lc__free(t.targets);
     return r;

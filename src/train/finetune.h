@@ -63,7 +63,8 @@ double ft_flops_per_token(const ft_model *m, int T);
 /* One chat conversation (a JSON line: {"messages": [...]} or a list of messages) rendered with the template of ch
 ** (a rendering-only session of the model) and tokenized as lc_chat tokenizes; mask[i] = 1 for the tokens of the
 ** assistant turns (their text and the template's end-of-turn marker after it). *tok and *mask owned by the caller
-** (lc__free). LC_E_INVALID naming what is wrong (the caller prefixes the file and line). */
+** (lc__free). LC_E_INVALID naming what is wrong, or the template's LC_E_FORMAT (the caller prefixes the file and
+** line). */
 int ft_chat_encode(const lc_model *m, lc_chat *ch, const char *line, size_t len, int32_t **tok, uint8_t **mask,
                    size_t *n);
 
@@ -76,6 +77,7 @@ typedef struct ft_data {
     size_t n_train, n_val; /* chat: conversations */
     size_t n_truncated, n_skipped; /* chat: conversations cut at T+1 tokens, without assistant turns */
     uint64_t n_train_tokens, n_val_tokens; /* tokens with a loss */
+    uint64_t hash;         /* of the samples: tells a checkpoint's data apart */
 } ft_data;
 /* Reads the files: chat JSONL when chat, else text (documents split at doc_sep). T <= max_T tokens per sample (chat:
 ** the longest conversation, at most max_T). */

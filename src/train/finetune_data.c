@@ -195,7 +195,7 @@ int ft_data_load(ft_data *d, const lc_model *m, const char *const *paths, size_t
     if (!chat) {
         d->T = max_T;
         int r = tr_data_load(&d->text, paths, n_paths, doc_sep, tok, max_T, val_frac);
-        d->n_train_tokens = d->text.n_train, d->n_val_tokens = d->text.n_val;
+        d->n_train_tokens = d->text.n_train, d->n_val_tokens = d->text.n_val, d->hash = d->text.hash;
         return r;
     }
     lc_chat *ch = NULL;
@@ -235,6 +235,9 @@ int ft_data_load(ft_data *d, const lc_model *m, const char *const *paths, size_t
             k++;
         }
     d->n_train = l.n - n_held, d->n_val = n_held;
+    uint64_t h = 0xCBF29CE484222325ull ^ (uint64_t)T ^ ((uint64_t)d->n_train << 32);
+    for (size_t i = 0; !r && i < l.n * 2 * (size_t)T; i++) h = (h ^ (uint32_t)d->seq[i]) * 0x100000001B3ull;
+    d->hash = h;
     lc__free(held);
     conv_list_free(&l);
     if (r) ft_data_free(d);
