@@ -1,8 +1,11 @@
 /* context.c - a context: the KV cache (cells holding (sequence, position)), scratch buffers sized once for n_batch
 ** tokens, the thread pool, and lc_decode, which validates a batch, assigns cache cells and runs the forward pass.
 **
-** Invariant: a cell holds at most one (seq, pos); a (seq, pos) pair is in at most one cell. Cells are taken lowest
-** first, so one sequence appended in order occupies cells in position order.
+** Invariant: a cell holds at most one (seq, pos); a (seq, pos) pair is in at most one cell. A new token takes the
+** lowest free cell above every cell of its sequence (the lowest free cell anywhere only when there is none), so a
+** sequence appended in order occupies cells in position order whatever the other sequences do, and attention sums
+** over its cells in the same order as for that sequence alone: batched decoding gives each sequence bit-identical
+** results (the server's concurrent streams equal sequential runs).
 */
 #include "model.h"
 
@@ -27,6 +30,7 @@ void lc_context_free(lc_context *c) {
     lc__free(c->k_cache);
     lc__free(c->v_cache);
     lc__free(c->cells);
+    lc__free(c->seq_hi);
     float *bufs[] = {c->x, c->xb, c->xb2, c->q, c->k, c->v, c->att_out, c->hb, c->hb2, c->att, c->rope_cs, c->logits};
     for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) lc__aligned_free(bufs[i]);
     lc__aligned_free(c->xq);
@@ -88,6 +92,8 @@ int lc_context_new(lc_model *m, const lc_context_params *params, lc_context **ou
         c->v_cache[l] = lc__aligned_alloc(n_ctx * n_kv * c->kv_elt);
         ok = c->k_cache[l] && c->v_cache[l];
     }
+    c->seq_hi = lc__malloc(p.n_seq_max * sizeof *c->seq_hi);
+    if (!c->seq_hi) ok = false;
     c->cells = lc__malloc(n_ctx * sizeof *c->cells);
     if (c->cells)
         for (size_t i = 0; i < n_ctx; i++) c->cells[i] = (lc_kv_cell){-1, -1};
@@ -210,21 +216,29 @@ int lc_decode(lc_context *c, const lc_batch *b) {
         c->logits = nl;
         c->cap_out = n_out;
     }
-    /* cells: lowest free first; nothing is written until all are found */
-    uint32_t k = 0;
+    /* cells: the lowest free one above the sequence's cells, else the lowest free one; taken cells are undone if the
+    ** cache turns out full, so a failed call changes nothing */
+    for (uint32_t s = 0; s < c->p.n_seq_max; s++) c->seq_hi[s] = -1;
+    for (uint32_t k = 0; k < c->n_used_hi; k++)
+        if (c->cells[k].seq >= 0 && (int32_t)k > c->seq_hi[c->cells[k].seq]) c->seq_hi[c->cells[k].seq] = (int32_t)k;
     for (int32_t i = 0; i < n; i++) {
+        const int32_t s = c->b_seq[i];
+        uint32_t k = (uint32_t)(c->seq_hi[s] + 1);
         while (k < c->p.n_ctx && c->cells[k].seq >= 0) k++;
+        if (k >= c->p.n_ctx) /* no room above: the lowest free cell (this sequence's order is lost from here) */
+            for (k = 0; k < c->p.n_ctx && c->cells[k].seq >= 0; k++) {}
         if (k >= c->p.n_ctx) {
+            for (int32_t j = 0; j < i; j++) c->cells[c->cell_of[j]] = (lc_kv_cell){-1, -1};
             c->n_out = 0;
             return LC_ERR(LC_E_RANGE, "lc_decode: the KV cache is full (%u cells); raise the context size (-c) or "
                           "remove old positions", c->p.n_ctx);
         }
-        c->cell_of[i] = (int32_t)k++;
+        c->cell_of[i] = (int32_t)k;
+        c->cells[k] = (lc_kv_cell){c->b_pos[i], s};
+        if ((int32_t)k > c->seq_hi[s]) c->seq_hi[s] = (int32_t)k;
     }
-    for (int32_t i = 0; i < n; i++) {
-        c->cells[c->cell_of[i]] = (lc_kv_cell){c->b_pos[i], c->b_seq[i]};
+    for (int32_t i = 0; i < n; i++)
         if ((uint32_t)c->cell_of[i] + 1 > c->n_used_hi) c->n_used_hi = (uint32_t)c->cell_of[i] + 1;
-    }
     c->b_token = b->token;
     c->b_n = n;
     c->n_out = n_out;

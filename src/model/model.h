@@ -76,6 +76,7 @@ struct lc_context {
     size_t kv_elt; /* bytes per element */
     lc_kv_cell *cells;
     uint32_t n_used_hi; /* cells [0, n_used_hi) may be in use */
+    int32_t *seq_hi;    /* per sequence id: its highest cell during lc_decode's placement (n_seq_max) */
     /* scratch, n_batch rows each */
     float *x, *xb, *xb2, *q, *k, *v, *att_out, *hb, *hb2;
     void *xq;          /* activations converted to the vec-dot type of the next matmul */
