@@ -42,6 +42,7 @@ static const char *help =
     "  --chat-template-file F   use this Jinja chat template instead of the model's\n"
     "  --alias NAME             the model's name in /v1/models and answers (default: the file name)\n"
     "  --kv f16|f32             KV cache type (default f16)\n"
+    "  -q, --quiet              no line per finished request on stderr\n"
     "  -h, --help               this help\n";
 
 int cmd_serve(int argc, char **argv) {
@@ -49,7 +50,7 @@ int cmd_serve(int argc, char **argv) {
     int64_t port = 8080, parallel = 4, n_ctx = 0, threads = 0, batch = 512, chunk = 64, queue = 64, max_body = 4 << 20,
             max_messages = 1024, max_tokens = 0, timeout = 60, max_conn = 256;
     int kv = 0;
-    bool help_flag = false;
+    bool help_flag = false, quiet = false;
     const cli_opt opts[] = {
         {"-m", "--model", CLI_STR, &model, 0, 0, NULL, NULL},
         {NULL, "--host", CLI_STR, &host, 0, 0, NULL, NULL},
@@ -70,6 +71,7 @@ int cmd_serve(int argc, char **argv) {
         {NULL, "--alias", CLI_STR, &alias, 0, 0, NULL, NULL},
         {NULL, "--chat-template-file", CLI_STR, &tpl_file, 0, 0, NULL, NULL},
         {NULL, "--kv", CLI_CHOICE, &kv, 0, 0, CLI_KV_CHOICES, NULL},
+        {"-q", "--quiet", CLI_FLAG, &quiet, 0, 0, NULL, NULL},
     };
     size_t npos = 0;
     int rc = cli_parse("serve", argc, argv, opts, sizeof opts / sizeof *opts, NULL, 0, &npos, &help_flag);
@@ -82,7 +84,7 @@ int cmd_serve(int argc, char **argv) {
     if (key && !*key) return cli_usage_error("serve", "--api-key: the key is empty");
 #ifndef LC_HAVE_SERVER
     (void)host, (void)port, (void)parallel, (void)n_ctx, (void)threads, (void)batch, (void)chunk, (void)queue;
-    (void)max_body, (void)max_messages, (void)max_tokens, (void)timeout, (void)max_conn, (void)kv, (void)alias, (void)tpl_file;
+    (void)max_body, (void)max_messages, (void)max_tokens, (void)timeout, (void)max_conn, (void)kv, (void)alias, (void)tpl_file, (void)quiet;
     return cli_error("this build of llamac has no server (it was built without libmicrohttpd and Jansson)");
 #else
     char *key_text = NULL, *tpl = NULL;
@@ -107,7 +109,7 @@ int cmd_serve(int argc, char **argv) {
         .n_threads = (int)threads, .n_batch = (int)batch, .n_chunk = (int)chunk, .queue_max = (int)queue,
         .kv_type = cli_kv_type(kv), .api_key = key, .max_body = (size_t)max_body, .max_messages = (size_t)max_messages,
         .max_tokens = (int)max_tokens, .timeout_s = (int)timeout, .max_connections = (int)max_conn, .model_name = alias,
-        .template_src = tpl, .template_len = tpl_len, .template_name = tpl_file,
+        .template_src = tpl, .template_len = tpl_len, .template_name = tpl_file, .quiet = quiet,
     };
     rc = srv_run(&o);
     free(key_text);

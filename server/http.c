@@ -507,7 +507,9 @@ int srv_run(const srv_options *o) {
     if (resolve(o->host, o->port, &addr, &alen)) return 2;
     lc_model_params mp = lc_model_default_params();
     if (lc_model_load(o->model_path, &mp, &sv.m)) {
-        fprintf(stderr, "llamac: %s: %s\n", o->model_path, lc_last_error());
+        const char *msg = lc_last_error(); /* it names the file, or the file is named here */
+        if (strstr(msg, o->model_path)) fprintf(stderr, "llamac: %s\n", msg);
+        else fprintf(stderr, "llamac: %s: %s\n", o->model_path, msg);
         return 1;
     }
     lc_chat_params chp = lc_chat_default_params(); /* the chat template must parse before anything is served */

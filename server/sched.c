@@ -407,6 +407,9 @@ static void finish(srv_sched *s, slot *sl, const char *why) {
     pthread_mutex_lock(&s->mu);
     s->st.requests++;
     pthread_mutex_unlock(&s->mu);
+    if (!s->o.quiet)
+        fprintf(stderr, "llamac serve: %s: slot %d, prompt %d tokens (%d cached), %lld generated, %s, %.2f s\n", r->id,
+                (int)sl->seq, (int)r->n_prompt, (int)sl->n_reused, (long long)sl->n_gen, why, lc_time_s() - r->t_queued);
     slot_release(s, sl);
 }
 
