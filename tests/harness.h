@@ -81,6 +81,22 @@ static inline const char *th_shared_dir(void) {
     return NULL;
 }
 
+/* A whole file, NUL-terminated (malloc'd; *n_out its size, may be NULL), or NULL when it cannot be read. */
+static inline char *th_slurp(const char *path, size_t *n_out) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    if (n < 0) n = 0;
+    char *b = malloc((size_t)n + 1);
+    if (b && n > 0 && fread(b, 1, (size_t)n, f) != (size_t)n) n = 0;
+    fclose(f);
+    if (b) b[n] = 0;
+    if (n_out) *n_out = (size_t)n;
+    return b;
+}
+
 /* The llamac binary a test runs: env LLAMAC_BIN, else <build>/llamac beside the test program (argv0 is
 ** <build>/tests/test_x), else $LLAMAC_BUILD/llamac (default build/llamac). Needs <unistd.h> for access(). */
 static inline void th_find_bin(char *buf, size_t cap, const char *argv0) {

@@ -45,20 +45,6 @@ typedef struct server {
     char log[512];
 } server;
 
-static char *slurp(const char *path, size_t *n_out) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)(n > 0 ? n : 0) + 1);
-    if (b && n > 0 && fread(b, 1, (size_t)n, f) != (size_t)n) n = 0;
-    fclose(f);
-    if (b) b[n > 0 ? n : 0] = 0;
-    if (n_out) *n_out = (size_t)(n > 0 ? n : 0);
-    return b;
-}
-
 /* Starts `llamac serve -m model --port 0 args...` and waits (at most 30 s) for its "listening on" line. */
 static bool server_start(server *s, const char *model, const char *const *args) {
     static int k;
@@ -78,7 +64,7 @@ static bool server_start(server *s, const char *model, const char *const *args) 
         _exit(127);
     }
     for (int i = 0; i < 600 && s->pid > 0; i++) {
-        char *log = slurp(s->log, NULL);
+        char *log = th_slurp(s->log, NULL);
         const char *p = log ? strstr(log, "listening on http://127.0.0.1:") : NULL;
         if (p) s->port = atoi(p + strlen("listening on http://127.0.0.1:"));
         free(log);
@@ -321,7 +307,7 @@ static server g_srv; /* the main server: --parallel 16, API key */
 #define START(s, model, args)                                                                                      \
     do {                                                                                                           \
         if (!server_start((s), (model), (args))) {                                                                 \
-            char *log_ = slurp((s)->log, NULL);                                                                    \
+            char *log_ = th_slurp((s)->log, NULL);                                                                    \
             if ((s)->pid > 0) server_stop(s);                                                                      \
             FAILF("the server did not start: %.1500s", log_ ? log_ : "");                                          \
         }                                                                                                          \
@@ -628,7 +614,7 @@ static int run_node(const char *script, const char *extra, char *log, size_t cap
             if (require_tools()) FAILF("node or .oracle/serve-npm missing (LLAMAC_REQUIRE_ORACLE=1): run scripts/setup.sh"); \
             SKIP("node or .oracle/serve-npm (the openai and playwright-core packages) missing: run scripts/setup.sh"); \
         }                                                                                                          \
-        char *out_ = slurp(log_, NULL);                                                                            \
+        char *out_ = th_slurp(log_, NULL);                                                                            \
         if (rc_ == 3 && !require_tools()) {                                                                        \
             SKIP("%s: %.300s", what, out_ ? out_ : "");                                                            \
         }                                                                                                          \
@@ -709,7 +695,7 @@ static bool make_tool_model(const char *path) {
     bool ok = fd >= 0;
     /* the pieces, in the tokenizer.ggml.tokens array (each a u64 length and its bytes) */
     size_t fn = 0;
-    char *file = slurp(path, &fn);
+    char *file = th_slurp(path, &fn);
     const char *key = file ? memmem(file, fn, "tokenizer.ggml.tokens", 21) : NULL;
     for (int j = 0; ok && j < k; j++) {
         const char *pc = lc_token_piece(m, chain[j]);
@@ -792,7 +778,7 @@ TEST(tool_calls_reach_the_client) {
     char log[512];
     const int rc = run_node("openai.mjs", llama31 ? "tools llama31" : "tools", log, sizeof log);
     g_srv.port = port;
-    char *out = rc >= 0 ? slurp(log, NULL) : NULL;
+    char *out = rc >= 0 ? th_slurp(log, NULL) : NULL;
     server_stop(&s);
     if (rc == -1) {
         if (require_tools()) FAILF("node or .oracle/serve-npm missing (LLAMAC_REQUIRE_ORACLE=1): run scripts/setup.sh");
@@ -890,7 +876,7 @@ int main(int argc, char **argv) {
     if (g_have_server) {
         const char *args[] = {"--parallel", "16", "-c", "4096", "--api-key", KEY, "--alias", "serve-test", NULL};
         if (!server_start(&g_srv, g_model, args)) {
-            char *log = slurp(g_srv.log, NULL);
+            char *log = th_slurp(g_srv.log, NULL);
             printf("  (the server did not start: %.1000s)\n", log ? log : "");
             free(log);
         }
