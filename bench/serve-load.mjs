@@ -1,6 +1,7 @@
 // serve-load.mjs - load test of a running `llamac serve` (loopback only): C concurrent streaming chat requests, each
-// greedy with max_tokens N, distinct prompts; prints aggregate generated tokens/s, the mean time to first token
-// and the mean per-stream rate. Every request is aborted after the time limit. No npm packages (Node's fetch).
+// greedy with max_tokens N, distinct prompts; prints aggregate generated tokens/s over the wall time, the mean time to
+// first token, the mean per-stream rate and the steady-state decode rate (the sum over streams of the tokens after the
+// first over the time after the first). Every request is aborted after the time limit. No npm packages (Node's fetch).
 // Usage: node bench/serve-load.mjs PORT CONCURRENCY TOKENS [SECONDS] [KEY]
 const [port, conc, tokens, seconds = "300", key = ""] = process.argv.slice(2);
 const C = Number(conc), N = Number(tokens);
@@ -41,4 +42,5 @@ const total = res.reduce((a, r) => a + r.tokens, 0);
 const ttft = res.reduce((a, r) => a + r.ttft, 0) / C / 1000;
 const per = res.reduce((a, r) => a + (r.gen > 0 ? (r.tokens - 1) / r.gen : 0), 0) / C;
 console.log(JSON.stringify({ streams: C, tokens: total, wall_s: +wall.toFixed(3), aggregate_tps: +(total / wall).toFixed(2),
-                             mean_ttft_s: +ttft.toFixed(3), mean_stream_tps: +per.toFixed(2) }));
+                             mean_ttft_s: +ttft.toFixed(3), mean_stream_tps: +per.toFixed(2),
+                             decode_tps: +(per * C).toFixed(2) }));

@@ -19,7 +19,7 @@ static const char *help =
     "steps, long prompts are read in chunks); more wait in a queue, and a full queue answers 503 with Retry-After.\n"
     "A free slot keeps its tokens in the KV cache, so a request repeating an earlier prompt's beginning (a chat's\n"
     "history, a shared system prompt) decodes only the rest. SIGTERM (or Ctrl-C) stops accepting connections, lets\n"
-    "the requests under way finish, and exits.\n"
+    "the requests under way and queued finish (for at most 60 s, then they are cut), and exits.\n"
     "\n"
     "options:\n"
     "  -m, --model FILE         the model (GGUF)\n"
