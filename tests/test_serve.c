@@ -45,6 +45,18 @@ typedef struct server {
     char log[512];
 } server;
 
+/* Every server started, so that one a failed test left running is killed at the end. */
+static pid_t g_pids[32];
+static int g_n_pids;
+
+static void kill_leftovers(void) {
+    for (int i = 0; i < g_n_pids; i++)
+        if (g_pids[i] > 0 && kill(g_pids[i], 0) == 0) {
+            kill(g_pids[i], SIGKILL);
+            waitpid(g_pids[i], NULL, 0);
+        }
+}
+
 /* Starts `llamac serve -m model --port 0 args...` and waits (at most 30 s) for its "listening on" line. */
 static bool server_start(server *s, const char *model, const char *const *args) {
     static int k;
@@ -63,6 +75,7 @@ static bool server_start(server *s, const char *model, const char *const *args) 
         execv(av[0], (char *const *)av);
         _exit(127);
     }
+    if (s->pid > 0 && g_n_pids < 32) g_pids[g_n_pids++] = s->pid;
     for (int i = 0; i < 600 && s->pid > 0; i++) {
         char *log = th_slurp(s->log, NULL);
         const char *p = log ? strstr(log, "listening on http://127.0.0.1:") : NULL;
@@ -814,16 +827,19 @@ TEST(full_queue_answers_503_with_retry_after) {
     const int a = open_stream(s.port, body);
     usleep(100000);
     const int b = open_stream(s.port, body);
-    for (int i = 0; i < 100 && !(metric(s.port, "llamac_queue_depth") == 1 && metric(s.port, "llamac_slots_active") == 1); i++)
-        usleep(50000);
+    bool ready = false; /* one request in the slot, one queued (a busy machine may take a while) */
+    for (int i = 0; i < 400 && !ready; i++)
+        if (!(ready = metric(s.port, "llamac_queue_depth") == 1 && metric(s.port, "llamac_slots_active") == 1)) usleep(50000);
     resp r;
     const bool ok = http(s.port, "POST", "/v1/completions", "", body, &r);
     close(a);
     close(b);
+    const int st = server_stop(&s);
+    CHECKF(ready, "the first request did not start or the second was not queued within 20 s");
     CHECKF(ok && r.status == 503 && strcasestr(r.head, "Retry-After:"), "third request: %d %s", r.status, r.head);
     CHECKF(strstr(r.body, "queue_full"), "%s", r.body);
     resp_free(&r);
-    CHECK_EQ_INT(server_stop(&s), 0);
+    CHECK_EQ_INT(st, 0);
 }
 
 TEST(sigterm_lets_a_running_stream_finish) {
@@ -903,6 +919,7 @@ int main(int argc, char **argv) {
     }
     RUN(full_queue_answers_503_with_retry_after);
     RUN(sigterm_lets_a_running_stream_finish);
+    kill_leftovers();
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_tmp);
     if (system(cmd)) {}
     return TEST_SUMMARY();
