@@ -1,6 +1,8 @@
 /* avx2_quants.c - the 4/5-bit, K-quant and IQ4 kernels (qdot_impl.h) with AVX2 integer dot products: |w| times
 ** sign(x, w) through VPMADDUBSW (products of a weight in -128..127 and an activation in -127..127 never saturate
-** the 16-bit pair sums), then VPMADDWD into 32-bit lanes.
+** the 16-bit pair sums), then VPMADDWD into 32-bit lanes. Below them, faster matrix kernels for the types that carry
+** most models (Q4_0, Q4_K, Q6_K): 8 rows in the lanes of a register, for the GEMV and, staged, for the GEMM; their
+** vec_dot stays qdot_impl.h's, which they equal bit for bit.
 */
 #include "kernels.h"
 
@@ -298,7 +300,7 @@ static void gemv_q6_K(int n, int nr, const uint8_t *w, size_t ws, const block_q8
 ** 2 * 2 * 63 * 128 < 2^15). X8_GROUPS lane groups and a slice of the row's blocks are staged at a time (about
 ** 20 KiB, so they stay in L1 while every token passes over them); a row's float sum continues in y from slice to
 ** slice, in block order. */
-enum { X8_GROUPS = 4, X8_T = 2, X8_G = 2 }; /* groups staged; tile: X8_G groups x X8_T tokens */
+enum { X8_GROUPS = 4, X8_T = 3, X8_G = 2 }; /* groups staged; tile: X8_G groups x X8_T tokens */
 
 /* out[c] lane r = 32-bit element c of v[r] (an 8x8 transpose of 32-bit elements). */
 INLINE void transpose8(const __m256i v[8], __m256i *out) {
@@ -370,7 +372,7 @@ typedef struct {
     __m256i q[8]; /* chunk c: quants 4c..4c+3 (0..15) of row r in lane r */
     __m256 d;
 } x8_q4_0;
-enum { X8_KC_Q4_0 = 16 }; /* blocks per slice: 8 groups x 8 x 288 bytes */
+enum { X8_KC_Q4_0 = 16 }; /* blocks per slice: 4 groups x 16 x 288 bytes */
 
 static void stage_q4_0(const uint8_t *w, size_t ws, int r0, int nr, int k0, int kc, x8_q4_0 *s) {
     const uint8_t *rows[8];
@@ -424,8 +426,10 @@ INLINE void tile_q4_0(const int G, const int T, int kc, const x8_q4_0 *const S[X
                                 const int r = r0 + 8 * (g0 + g);                                                     \
                                 acc[g][t] = tile_load(y + (size_t)(t0 + t) * ldy + r, LC_MIN(8, nr - r), k0 > 0);    \
                             }                                                                                        \
-                        if (gn == 2 && tn == 2) TILE(2, 2);                                                          \
+                        if (gn == 2 && tn == 3) TILE(2, 3);                                                          \
+                        else if (gn == 2 && tn == 2) TILE(2, 2);                                                     \
                         else if (gn == 2) TILE(2, 1);                                                                \
+                        else if (tn == 3) TILE(1, 3);                                                                \
                         else if (tn == 2) TILE(1, 2);                                                                \
                         else TILE(1, 1);                                                                             \
                         for (int g = 0; g < gn; g++)                                                                 \
@@ -472,7 +476,7 @@ typedef struct {
     __m256i mn[4];  /* mins of sub-blocks 2k, 2k+1 of row r in the 16-bit halves of lane r */
     __m256 d, dmin;
 } x8_q4_K;
-enum { X8_KC_K = 2 }; /* super-blocks per slice: 8 groups x 2496 bytes (Q6_K: 2848) */
+enum { X8_KC_K = 2 }; /* super-blocks per slice: 4 groups x 2 x 2496 bytes (Q6_K: 2848) */
 
 static void stage_q4_K(const uint8_t *w, size_t ws, int r0, int nr, int k0, int kc, x8_q4_K *s) {
     const uint8_t *rows[8];
