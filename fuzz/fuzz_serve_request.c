@@ -26,6 +26,9 @@ static void check_accepted(const srv_params *p, const srv_limits *lim) {
     for (size_t i = 0; i < p->n_stop; i++)
         if (!p->stop[i] || !*p->stop[i] || strlen(p->stop[i]) > lim->max_stop_len) die("bad stop string");
     if (p->top_logprobs < 0 || p->top_logprobs > SRV_MAX_TOP_LOGPROBS) die("top_logprobs out of range");
+    if (p->n_bias > SRV_MAX_LOGIT_BIAS) die("too many logit_bias entries");
+    for (size_t i = 0; i < p->n_bias; i++)
+        if (p->bias_ids[i] < 0 || !(p->bias[i] >= -100 && p->bias[i] <= 100)) die("logit_bias out of range");
     if (p->kind == SRV_CHAT) {
         json_t *m = p->messages_json ? json_loads(p->messages_json, 0, NULL) : NULL;
         if (!json_is_array(m) || json_array_size(m) == 0 || json_array_size(m) > lim->max_messages) die("bad messages");

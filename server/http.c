@@ -259,6 +259,14 @@ static int prepare(server *sv, int kind, const conn_state *cs, srv_req *r, srv_e
         if (!r->prompt) return srv_error_set(e, 500, "server_error", NULL, "out of memory"), -1;
         memcpy(r->prompt, r->p.prompt_ids, sizeof *r->prompt * r->p.n_prompt_ids);
     }
+    for (size_t i = 0; i < r->p.n_bias; i++)
+        if ((uint32_t)r->p.bias_ids[i] >= n_vocab) {
+            char param[48];
+            snprintf(param, sizeof param, "logit_bias.%d", (int)r->p.bias_ids[i]);
+            srv_error_set(e, 400, NULL, param, "%s: token id %d is outside the vocabulary [0, %u)", param,
+                          (int)r->p.bias_ids[i], n_vocab);
+            return -1;
+        }
     const char *what = kind == SRV_CHAT ? "messages" : "prompt";
     if (r->n_prompt == 0) {
         srv_error_set(e, 400, NULL, what, "%s: the prompt is empty", what);

@@ -66,7 +66,7 @@ struct srv_sched {
     int32_t *b_tok, *b_pos, *b_seq;
     int8_t *b_logits;
     uint64_t tick;
-    float *probs;      /* n_vocab scratch for logprobs */
+    float *biased;     /* n_vocab: logits with a request's logit_bias added */
     /* tokens/s: generated tokens per second over the last seconds */
     int64_t sec_bucket[8];
     uint64_t sec_count[8];
@@ -430,6 +430,12 @@ static void on_logits(srv_sched *s, slot *sl) {
         finish(s, sl, "stop");
         return;
     }
+    const srv_params *rp = &sl->req->p;
+    if (rp->n_bias) { /* logit_bias: sampled (and logprobs computed) from the biased logits */
+        memcpy(s->biased, logits, sizeof(float) * (size_t)s->n_vocab);
+        for (size_t i = 0; i < rp->n_bias; i++) s->biased[rp->bias_ids[i]] += rp->bias[i];
+        logits = s->biased;
+    }
     const int32_t id = lc_sampler_sample(sl->smp, logits);
     lc_sampler_accept(sl->smp, id);
     if (lc_token_is_eog(s->m, id)) {
@@ -724,7 +730,8 @@ int srv_sched_new(lc_model *m, const srv_options *o, srv_sched **out) {
     s->b_pos = malloc(sizeof(int32_t) * (size_t)s->o.n_batch);
     s->b_seq = malloc(sizeof(int32_t) * (size_t)s->o.n_batch);
     s->b_logits = malloc((size_t)s->o.n_batch);
-    bool ok = s->slots && s->queue && s->b_tok && s->b_pos && s->b_seq && s->b_logits;
+    s->biased = malloc(sizeof(float) * (size_t)s->n_vocab);
+    bool ok = s->slots && s->queue && s->b_tok && s->b_pos && s->b_seq && s->b_logits && s->biased;
     for (int i = 0; ok && i < s->n_slots; i++) {
         s->slots[i].seq = i;
         s->slots[i].row = -1;
@@ -819,7 +826,7 @@ void srv_sched_free(srv_sched *s) {
     free(s->b_pos);
     free(s->b_seq);
     free(s->b_logits);
-    free(s->probs);
+    free(s->biased);
     lc_context_free(s->c);
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->cv);

@@ -410,6 +410,33 @@ static int get_prompt(const json_t *v, srv_params *p, srv_error *e) {
     return 0;
 }
 
+/* logit_bias: {"token id": bias in [-100, 100], ...}, as OpenAI's API. */
+static int get_logit_bias(const json_t *v, srv_params *p, srv_error *e) {
+    if (json_is_null(v)) return 0;
+    if (!json_is_object(v)) return bad(e, "logit_bias", "expected an object of token ids, got %s", type_name(v));
+    const size_t n = json_object_size(v);
+    if (n > SRV_MAX_LOGIT_BIAS) return bad(e, "logit_bias", "at most %d entries, got %zu", SRV_MAX_LOGIT_BIAS, n);
+    if (!n) return 0;
+    p->bias_ids = malloc(n * sizeof *p->bias_ids);
+    p->bias = malloc(n * sizeof *p->bias);
+    if (!p->bias_ids || !p->bias) return oom(e);
+    const char *key;
+    json_t *x;
+    json_object_foreach((json_t *)v, key, x) {
+        char param[64];
+        snprintf(param, sizeof param, "logit_bias.%.40s", key);
+        char *end = NULL;
+        const long id = strtol(key, &end, 10);
+        if (!*key || *end || key[0] == '-' || key[0] == '+' || key[0] == ' ' || id < 0 || id > INT32_MAX)
+            return bad(e, param, "keys must be token ids (non-negative integers)");
+        double b;
+        if (get_number(x, param, -100, 100, &b, e)) return -1;
+        p->bias_ids[p->n_bias] = (int32_t)id;
+        p->bias[p->n_bias++] = (float)b;
+    }
+    return 0;
+}
+
 /* Fields accepted and not used: each must hold its neutral value (or null). */
 static int neutral(const char *key, const json_t *v, srv_error *e) {
     if (json_is_null(v)) return 0;
@@ -420,10 +447,7 @@ static int neutral(const char *key, const json_t *v, srv_error *e) {
     }
     if (!strcmp(key, "user") || !strcmp(key, "service_tier"))
         return json_is_string(v) ? 0 : bad(e, key, "expected a string, got %s", type_name(v));
-    if (!strcmp(key, "logit_bias") || !strcmp(key, "metadata")) {
-        if (!json_is_object(v)) return bad(e, key, "expected an object, got %s", type_name(v));
-        return json_object_size(v) && !strcmp(key, "logit_bias") ? bad(e, key, "not supported") : 0;
-    }
+    if (!strcmp(key, "metadata")) return json_is_object(v) ? 0 : bad(e, key, "expected an object, got %s", type_name(v));
     if (!strcmp(key, "parallel_tool_calls") || !strcmp(key, "store")) {
         bool b;
         return get_bool(v, key, &b, e);
@@ -505,6 +529,8 @@ int srv_parse_request(int kind, const char *body, size_t n, const srv_limits *li
                 st = bad(e, key, "only n = 1 is supported (send several requests)");
         } else if (!strcmp(key, "stop")) {
             st = get_stop(v, lim, p, e);
+        } else if (!strcmp(key, "logit_bias")) {
+            st = get_logit_bias(v, p, e);
         } else if (!strcmp(key, "logprobs")) {
             if (json_is_null(v)) continue;
             if (kind == SRV_CHAT) st = get_bool(v, key, &p->logprobs, e);
@@ -537,5 +563,7 @@ void srv_params_free(srv_params *p) {
     free(p->tools_json);
     free(p->prompt);
     free(p->prompt_ids);
+    free(p->bias_ids);
+    free(p->bias);
     memset(p, 0, sizeof *p);
 }

@@ -48,6 +48,7 @@ int srv_run(const srv_options *o);
 enum { SRV_CHAT = 0, SRV_COMPLETION = 1 };
 #define SRV_MAX_STOP 4
 #define SRV_MAX_TOP_LOGPROBS 20
+#define SRV_MAX_LOGIT_BIAS 1024
 
 /* A 4xx/5xx answer: status, message, the offending field (param, "" when none), OpenAI's type and code. */
 typedef struct srv_error {
@@ -77,6 +78,9 @@ typedef struct srv_params {
     char *stop[SRV_MAX_STOP];
     size_t n_stop;
     char *model;           /* as the client named it, or NULL */
+    int32_t *bias_ids;     /* logit_bias: token ids (not yet checked against the vocabulary) and their biases */
+    float *bias;
+    size_t n_bias;
     /* chat */
     char *messages_json;   /* normalized message list (compact JSON) for the template */
     char *tools_json;      /* tool list for the template, or NULL (none, or tool_choice "none") */

@@ -406,6 +406,24 @@ TEST(greedy_completion_equals_the_library) {
     free(got);
     free(want);
     resp_free(&r);
+    /* logit_bias +100 on one token: the answer is that token again and again */
+    CHECK(http(g_srv.port, "POST", "/v1/completions", NULL,
+               "{\"prompt\": \"x\", \"max_tokens\": 5, \"temperature\": 0.7, \"logit_bias\": {\"300\": 100}}", &r));
+    got = json_str(r.body, "text", 0);
+    lc_model *m;
+    CHECK_OK(lc_model_load(g_model, NULL, &m));
+    char piece[64] = "";
+    lc_detok d;
+    memset(&d, 0, sizeof d);
+    size_t pn = 0;
+    for (int i = 0; i < 5; i++) {
+        const int k2 = lc_detok_push(m, &d, 300, piece + pn, sizeof piece - pn);
+        if (k2 > 0) pn += (size_t)k2;
+    }
+    lc_model_free(m);
+    CHECKF(r.status == 200 && got && !strcmp(got, piece), "logit_bias: '%s', want '%s' (%s)", got ? got : "", piece, r.body);
+    free(got);
+    resp_free(&r);
 }
 
 /* A repeated chat prompt is served from the prompt cache, with the same greedy answer. */
@@ -486,6 +504,10 @@ TEST(bad_requests_get_4xx_naming_the_field) {
         {"/v1/completions", "{\"prompt\": \"hi\", \"logprobs\": 9}", 400, "logprobs"},
         {"/v1/completions", "{\"prompt\": \"hi\", \"echo\": true}", 400, "echo"},
         {"/v1/completions", "{}", 400, "prompt"},
+        {"/v1/completions", "{\"prompt\": \"hi\", \"logit_bias\": {\"7\": 500}}", 400, "logit_bias.7"},
+        {"/v1/completions", "{\"prompt\": \"hi\", \"logit_bias\": {\"x\": 1}}", 400, "logit_bias.x"},
+        {"/v1/completions", "{\"prompt\": \"hi\", \"logit_bias\": {\"100000\": 1}}", 400, "logit_bias.100000"},
+        {"/v1/completions", "{\"prompt\": \"hi\", \"logit_bias\": [1]}", 400, "logit_bias"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         const bad_case *c = &cases[i];
@@ -573,7 +595,7 @@ TEST(disconnect_mid_stream_frees_the_slot) {
     const int fd = connect_port(g_srv.port, 30);
     CHECK(fd >= 0);
     char req[1024];
-    const char *body = "{\"prompt\": \"Tell me a very long story\", \"max_tokens\": 2000, \"stream\": true}";
+    const char *body = "{\"prompt\": \"Tell me a very long story\", \"max_tokens\": 2000, \"stream\": true, \"logit_bias\": {\"2\": -100}}";
     snprintf(req, sizeof req,
              "POST /v1/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " KEY "\r\nContent-Length: %zu\r\n\r\n%s",
              strlen(body), body);
@@ -823,7 +845,7 @@ TEST(full_queue_answers_503_with_retry_after) {
     server s;
     const char *args[] = {"--parallel", "1", "--queue", "1", "-c", "16384", NULL};
     START(&s, g_model, args);
-    const char *body = "{\"prompt\": \"long\", \"max_tokens\": 16000, \"stream\": true}";
+    const char *body = "{\"prompt\": \"long\", \"max_tokens\": 16000, \"stream\": true, \"logit_bias\": {\"2\": -100}}";
     const int a = open_stream(s.port, body);
     usleep(100000);
     const int b = open_stream(s.port, body);
@@ -846,7 +868,8 @@ TEST(sigterm_lets_a_running_stream_finish) {
     if (!g_have_server) SKIP("this build of llamac has no server");
     server s;
     START(&s, g_model, NULL);
-    const int fd = open_stream(s.port, "{\"prompt\": \"drain\", \"max_tokens\": 60, \"stream\": true, \"temperature\": 0}");
+    const int fd = open_stream(s.port, "{\"prompt\": \"drain\", \"max_tokens\": 60, \"stream\": true, \"temperature\": 0, "
+                                       "\"logit_bias\": {\"2\": -100}}");
     CHECK(fd >= 0);
     char buf[256];
     const ssize_t k = recv(fd, buf, sizeof buf, MSG_PEEK); /* the stream has begun */
