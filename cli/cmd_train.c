@@ -52,6 +52,9 @@ static const char *help_tail =
     "                         --resume with a larger --steps trains on (the cosine schedule stretches)\n"
     "  --checkpoint FILE      checkpoint path (default OUT.ckpt)\n"
     "  --resume               continue from the checkpoint (must be the same run: shape, batch, seed, data)\n"
+    "  --stop-after N         stop after step N with a checkpoint and the model, as Ctrl-C does but at a chosen\n"
+    "                         step (the schedule stays that of --steps): a run can be made in parts, the same\n"
+    "                         every time\n"
     "  --seed S               initial weights and window sampling (default 1)\n"
     "  -t, --threads N        threads (default: all cores)\n"
     "  -h, --help             this help\n"
@@ -86,6 +89,7 @@ typedef struct ui {
     double last_draw;
     const char *ckpt;
     bool resume;
+    int64_t stop_after; /* 0: none */
 } ui;
 
 static void fmt_time(char *buf, size_t cap, double s) {
@@ -143,9 +147,10 @@ static int on_event(const lc_train_stats *s, void *user) {
         fflush(stdout);
         break;
     case LC_TRAIN_CHECKPOINT:
-        if (g_stop) {
+        if (g_stop || (u->stop_after > 0 && s->step >= u->stop_after && s->step < s->n_steps)) {
             clear_line(u);
-            printf("interrupted: checkpoint %s at step %lld (continue with --resume)\n", u->ckpt, (long long)s->step);
+            printf("%s: checkpoint %s at step %lld (continue with --resume)\n",
+                   g_stop ? "interrupted" : "stopped as asked (--stop-after)", u->ckpt, (long long)s->step);
         }
         break;
     case LC_TRAIN_DONE:
@@ -157,7 +162,7 @@ static int on_event(const lc_train_stats *s, void *user) {
                s->time_other_s);
         break;
     }
-    return g_stop ? 1 : 0;
+    return g_stop || (u->stop_after > 0 && s->step >= u->stop_after) ? 1 : 0;
 }
 
 int cmd_train(int argc, char **argv) {
@@ -178,7 +183,7 @@ int cmd_train(int argc, char **argv) {
     const char *config = "tiny", *tokenizer = NULL, *out = NULL, *ckpt = NULL, *doc_sep = NULL;
     int64_t dim = 0, layers = 0, heads = 0, kv_heads = 0, ff = 0, ctx = 0, steps = p.n_steps, batch = p.batch,
             micro = 0, warmup = -1, val_batches = p.val_batches, eval_every = p.eval_every, log_every = 10,
-            ckpt_every = p.checkpoint_every, threads = 0;
+            ckpt_every = p.checkpoint_every, threads = 0, stop_after = 0;
     double lr = p.lr, min_lr = -1, wd = p.weight_decay, b1 = p.beta1, b2 = p.beta2, clip = p.clip,
            val_frac = p.val_frac;
     uint64_t seed = p.seed;
@@ -211,6 +216,7 @@ int cmd_train(int argc, char **argv) {
         {NULL, "--checkpoint-every", CLI_INT, &ckpt_every, 0, 1LL << 40, NULL, NULL},
         {NULL, "--checkpoint", CLI_STR, &ckpt, 0, 0, NULL, NULL},
         {NULL, "--resume", CLI_FLAG, &resume, 0, 0, NULL, NULL},
+        {NULL, "--stop-after", CLI_INT, &stop_after, 1, 1LL << 40, NULL, NULL},
         {NULL, "--seed", CLI_U64, &seed, 0, 0, NULL, NULL},
         {"-t", "--threads", CLI_INT, &threads, 1, 4096, NULL, NULL},
     };
@@ -258,7 +264,8 @@ int cmd_train(int argc, char **argv) {
     p.resume = resume;
     char ckpt_default[4096];
     snprintf(ckpt_default, sizeof ckpt_default, "%s.ckpt", out);
-    ui u = {.tty = isatty(2), .log_every = log_every, .ckpt = ckpt ? ckpt : ckpt_default, .resume = resume};
+    ui u = {.tty = isatty(2), .log_every = log_every, .ckpt = ckpt ? ckpt : ckpt_default, .resume = resume,
+            .stop_after = stop_after};
     p.on_event = on_event;
     p.user = &u;
     printf("config %s: dim %u, layers %u, heads %u/%u, ff %u, ctx %u; batch %u x %u tokens, %lld steps, lr %g\n",
