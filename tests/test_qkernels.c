@@ -14,6 +14,7 @@
 #include "../src/kernels/kernels.h"
 #include "../src/quant/quants.h"
 
+#include <math.h>
 #include <stdint.h>
 
 static const int k_types[] = {LC_TYPE_Q4_0, LC_TYPE_Q4_1, LC_TYPE_Q5_0, LC_TYPE_Q5_1, LC_TYPE_IQ4_NL, LC_TYPE_Q2_K,
@@ -194,8 +195,13 @@ TEST(from_float_bit_identical) {
             if (!k->from_float[vt]) FAILF("%s has no from_float for %s", k->name, lc_type_name(vt));
             float *f = malloc(sizeof *f * n);
             uint8_t *a = calloc(1, row_bytes(vt, n)), *b = calloc(1, row_bytes(vt, n));
-            for (int rep = 0; rep < 4; rep++) {
-                for (int j = 0; j < n; j++) f[j] = rep == 3 ? (float)(j % 7) - 3.f : frand() * (j % 5 ? 1.f : 9.f);
+            for (int rep = 0; rep < 6; rep++) {
+                /* rep 3: ties of magnitude (the first element of largest magnitude decides the sign); 4: zeros; 5:
+                ** (Q8_K, whose SIMD quantizer handles them like the reference) a NaN and an infinity */
+                if (rep == 5 && vt != LC_TYPE_Q8_K) break;
+                for (int j = 0; j < n; j++)
+                    f[j] = rep == 3 ? (float)(j % 7) - 3.f : rep == 4 ? 0.f : frand() * (j % 5 ? 1.f : 9.f);
+                if (rep == 5) f[3] = NAN, f[300] = INFINITY;
                 if (vt == LC_TYPE_Q8_0)
                     lc__quantize_row_q8_0_act(f, (block_q8_0 *)a, n);
                 else

@@ -670,9 +670,62 @@ static void gemm_x8_q6_K(int n, int nr, int nt, const void *vw, size_t ws, const
 #undef TILE_Q6_K
 }
 
+/* ---- Q8_K activations (the K-quants' vec-dot type) ----
+** lc__quantize_row_q8_K_ref vectorised, byte for byte: the first element of largest magnitude gives max (a NaN is
+** never the largest: VMAXPS returns its second operand, the running maximum, when the first is NaN), q =
+** min(127, round-half-even(x * (-127 / max))) (what lc__nearest_int computes for |v| < 2^22; 0 for a NaN product),
+** d = 1 / iscale. */
+static void from_float_q8_K(const float *x, void *vy, int64_t n) {
+    block_q8_K *y = vy;
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    for (int64_t b = 0; b < n / QK_K; b++, x += QK_K) {
+        __m256 amax = _mm256_setzero_ps();
+        for (int i = 0; i < QK_K; i += 8) amax = _mm256_max_ps(_mm256_andnot_ps(sign, _mm256_loadu_ps(x + i)), amax);
+        __m128 m = _mm_max_ps(_mm256_castps256_ps128(amax), _mm256_extractf128_ps(amax, 1));
+        m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+        m = _mm_max_ss(m, _mm_movehdup_ps(m));
+        const float am = _mm_cvtss_f32(m);
+        if (!(am > 0.0f)) {
+            memset(&y[b], 0, sizeof y[b]);
+            continue;
+        }
+        float max = 0.0f;
+        for (int i = 0; i < QK_K; i += 8) { /* the first element whose magnitude is am */
+            const __m256 v = _mm256_loadu_ps(x + i);
+            const int hit = _mm256_movemask_ps(_mm256_cmp_ps(_mm256_andnot_ps(sign, v), _mm256_set1_ps(am), _CMP_EQ_OQ));
+            if (hit) {
+                max = x[i + __builtin_ctz((unsigned)hit)];
+                break;
+            }
+        }
+        const float iscale = -127.f / max;
+        const __m256 vs = _mm256_set1_ps(iscale);
+        __m256i gs[16];
+        for (int k = 0; k < QK_K / 32; k++) {
+            __m256i q[4];
+            for (int j = 0; j < 4; j++) { /* a NaN product (NaN input, or 0 * inf) is 0 there, -2^31 here */
+                const __m256 v = _mm256_mul_ps(vs, _mm256_loadu_ps(x + 32 * k + 8 * j));
+                q[j] = _mm256_andnot_si256(_mm256_castps_si256(_mm256_cmp_ps(v, v, _CMP_UNORD_Q)),
+                                           _mm256_min_epi32(_mm256_cvtps_epi32(v), _mm256_set1_epi32(127)));
+            }
+            gs[2 * k] = _mm256_add_epi32(q[0], q[1]);
+            gs[2 * k + 1] = _mm256_add_epi32(q[2], q[3]);
+            const __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3]));
+            _mm256_storeu_si256((__m256i *)(y[b].qs + 32 * k),
+                                _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
+        }
+        int32_t sums[16];
+        qd_hsum8(gs, sums);
+        qd_hsum8(gs + 8, sums + 8);
+        for (int g = 0; g < 16; g++) y[b].bsums[g] = (int16_t)sums[g];
+        y[b].d = 1 / iscale;
+    }
+}
+
 void lc__kernels_fill_avx2_quants(lc_kernels *k) {
     qd_fill(k);
     k->gemm[LC_TYPE_Q4_0] = gemm_x8_q4_0;
     k->gemm[LC_TYPE_Q4_K] = gemm_x8_q4_K;
     k->gemm[LC_TYPE_Q6_K] = gemm_x8_q6_K;
+    k->from_float[LC_TYPE_Q8_K] = from_float_q8_K;
 }
