@@ -339,7 +339,11 @@ static lc_finetune_params text_params(const lc_model *m, const char *const *data
     return p;
 }
 
+/* The oracle is llama.cpp's prebuilt x86-64 Linux binary: other builds (the ARM64 one under qemu) skip it. */
 static const char *oracle_path(void) {
+#if !(defined(__x86_64__) && defined(__linux__))
+    return NULL;
+#endif
     static char buf[1024];
     const char *e = getenv("LLAMAC_ORACLE");
     snprintf(buf, sizeof buf, "%s", e && *e ? e : ".oracle/lc_oracle");
