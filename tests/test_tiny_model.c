@@ -201,6 +201,7 @@ static const char *oracle_path(void) {
 
 #define NEED_ORACLE()                                                                                              \
     do {                                                                                                           \
+        if (!ORACLE_ARCH) SKIP("the llama.cpp oracle runs on x86-64 Linux only");                                  \
         if (!oracle_path()) {                                                                                      \
             const char *req_ = getenv("LLAMAC_REQUIRE_ORACLE");                                                    \
             if (ORACLE_ARCH && req_ && !strcmp(req_, "1"))                                                         \
@@ -352,10 +353,17 @@ TEST(logits_match_llama_cpp) {
 }
 
 /* Perplexity on the held-out documents, each as the trainer saw documents: BOS, the text, EOS; every token after
-** BOS predicted from the ones before (every 4th document under LLAMAC_QUICK: ASan, qemu). Uniform guessing over the
-** vocabulary has perplexity n_vocab (4096); the committed file measures 131.9 (all documents) and 134.6 (every 4th),
-** 2.57 bits per byte. */
+** BOS predicted from the ones before (under LLAMAC_QUICK every 4th document, ASan; every 8th on other CPUs, which
+** run under qemu). Uniform guessing over the vocabulary has perplexity n_vocab (4096); the committed file measures
+** 131.9 (all documents, 2.57 bits per byte), 134.6 (every 4th), 133.5 (every 8th). */
 #define PPL_BOUND 150.0
+#ifndef QUICK_EVERY
+#if defined(__x86_64__)
+#define QUICK_EVERY 4
+#else
+#define QUICK_EVERY 8
+#endif
+#endif
 TEST(heldout_perplexity_far_below_uniform) {
     const char *why = why_not();
     if (why) FAILF("%s", why);
@@ -372,7 +380,7 @@ TEST(heldout_perplexity_far_below_uniform) {
     size_t n_pred = 0, lang_pred[N_LANGS] = {0}, n_bytes = 0;
     int8_t *want = malloc(n_ctx);
     for (uint32_t i = 0; want && i < n_ctx; i++) want[i] = 1;
-    const int every = quick() ? 4 : 1;
+    const int every = quick() ? QUICK_EVERY : 1;
     for (int d = 0; r == 0 && d < N_DOCS; d += every) {
         size_t n = 0;
         int32_t *ids = tokenize(docs[d], LC_TOK_ADD_BOS, &n);
