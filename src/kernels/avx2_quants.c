@@ -143,10 +143,16 @@ INLINE const uint8_t *gv_next(const uint8_t *w, size_t ws, int r0, int nr, const
     *end = w + (size_t)LC_MIN(r0 + 16, nr) * ws;
     return w + (size_t)LC_MIN(r0 + 8, nr) * ws;
 }
-#define GV_PREFETCH_DECL(W, WS, R0, NR)                                                                               \
+#define GV_PREFETCH_DECL(W, WS, R0, NR, TOTAL)                                                                        \
     const uint8_t *pf_end, *pf = gv_next(W, WS, R0, NR, &pf_end);                                                    \
-    const uint8_t *const pf_start = pf
-#define GV_PREFETCH(DONE, TOTAL) gv_prefetch(&pf, LC_MIN(pf_end, pf_start + (size_t)(pf_end - pf_start) * (DONE) / (TOTAL)))
+    const uint8_t *const pf_start = pf;                                                                              \
+    const size_t pf_range = (size_t)(pf_end - pf), pf_rate = pf_range / (size_t)(TOTAL) + 1;                         \
+    size_t pf_done = 0
+#define GV_PREFETCH()                                                                                                  \
+    do {                                                                                                             \
+        pf_done = LC_MIN(pf_range, pf_done + pf_rate);                                                               \
+        gv_prefetch(&pf, pf_start + pf_done);                                                                        \
+    } while (0)
 
 /* Y rows [0, nr) for one Q8_0 activation row; blocks in chunks so the per-block scales fit on the stack. */
 static void gemv_q4_0(int n, int nr, const uint8_t *w, size_t ws, const block_q8_0 *x, float *y) {
@@ -162,9 +168,9 @@ static void gemv_q4_0(int n, int nr, const uint8_t *w, size_t ws, const block_q8
             group_rows(w + (size_t)b0 * sizeof(block_q4_0), ws, r0, nr, rows);
             const int nv = LC_MIN(8, nr - r0);
             __m256 acc = b0 ? load_lanes(y + r0, nv) : _mm256_setzero_ps();
-            GV_PREFETCH_DECL(w, ws, r0, nr);
+            GV_PREFETCH_DECL(w, ws, r0, nr, nb);
             for (int b = 0; b < nbc; b++) {
-                GV_PREFETCH(b0 + b + 1, nb);
+                GV_PREFETCH();
                 const __m256i xv = _mm256_loadu_si256((const __m256i *)x[b0 + b].qs);
                 const size_t off = (size_t)b * sizeof(block_q4_0);
                 __m256i p[8];
@@ -199,9 +205,9 @@ static void gemv_q4_K(int n, int nr, const uint8_t *w, size_t ws, const block_q8
         const uint8_t *rows[8];
         group_rows(w, ws, r0, nr, rows);
         __m256 acc = _mm256_setzero_ps();
-        GV_PREFETCH_DECL(w, ws, r0, nr);
+        GV_PREFETCH_DECL(w, ws, r0, nr, nb);
         for (int b = 0; b < nb; b++) {
-            GV_PREFETCH(b + 1, nb);
+            GV_PREFETCH();
             const block_q8_K *xb = &x[b];
             const __m128i bs = _mm_hadd_epi16(_mm_loadu_si128((const __m128i *)xb->bsums),
                                               _mm_loadu_si128((const __m128i *)(xb->bsums + 8)));
@@ -261,9 +267,9 @@ static void gemv_q6_K(int n, int nr, const uint8_t *w, size_t ws, const block_q8
         const uint8_t *rows[8];
         group_rows(w, ws, r0, nr, rows);
         __m256 acc = _mm256_setzero_ps();
-        GV_PREFETCH_DECL(w, ws, r0, nr);
+        GV_PREFETCH_DECL(w, ws, r0, nr, nb);
         for (int b = 0; b < nb; b++) {
-            GV_PREFETCH(b + 1, nb);
+            GV_PREFETCH();
             const block_q8_K *xb = &x[b];
             const __m256i bsums = _mm256_loadu_si256((const __m256i *)xb->bsums);
             __m256i is[8];
