@@ -530,7 +530,8 @@ static const char *llama3_model(void) {
     const char *corpus = path_in("chat-corpus.txt"), *tok = path_in("chat-tok.gguf");
     FILE *f = fopen(corpus, "w");
     if (!f) return NULL;
-    for (int i = 0; i < 200; i++) fprintf(f, "hello how are you today? I am fine, thank you. What is %d plus %d?\n", i, i + 1);
+    const int n_lines = quick() ? 80 : 200; /* quick (ASan, qemu): less to train on */
+    for (int i = 0; i < n_lines; i++) fprintf(f, "hello how are you today? I am fine, thank you. What is %d plus %d?\n", i, i + 1);
     fclose(f);
     const char *files[1] = {corpus};
     lc_train_tokenizer_params tp = {.files = files, .n_files = 1, .vocab_size = 400};
@@ -587,7 +588,7 @@ TEST(chat_finetuning_loss_falls_and_bad_lines_are_named) {
     CHECKF(model, "could not make the Llama 3 vocabulary model: %s", lc_last_error());
     FILE *f = fopen(data, "w");
     CHECK(f);
-    for (int i = 0; i < 40; i++)
+    for (int i = 0; i < 40; i++) /* 40 lines even when quick: the bad line's number below is fixed */
         fprintf(f, "{\"messages\": [{\"role\": \"user\", \"content\": \"What is %d plus %d?\"}, {\"role\": \"assistant\", "
                    "\"content\": \"I am fine, thank you.\"}]}\n%s", i, i + 1, i % 10 == 3 ? "\n" : "");
     fprintf(f, "[{\"role\": \"user\", \"content\": \"no answer here\"}]\n");
