@@ -840,6 +840,36 @@ TEST(tool_calls_reach_the_client) {
     free(out);
 }
 
+/* The 16 concurrent streams on a trained model (stories260K from the shared data). */
+TEST(concurrent_streams_on_a_trained_model) {
+    NEED_SERVER_BUILD();
+    char paths[1][1024];
+    const char *sd = th_shared_dir();
+    int n = 0;
+    if (sd) snprintf(paths[n++], sizeof paths[0], "%s/stories260K/stories260K.gguf", sd);
+    if (!n) SKIP("../shared/data/stories260K is not here");
+    for (int i = 0; i < n; i++) {
+        server s;
+        const char *args[] = {"--parallel", "16", "-c", "4096", "--api-key", KEY, "--alias", "serve-test", "-q", NULL};
+        START(&s, paths[i], args);
+        const int port = g_srv.port;
+        g_srv.port = s.port;
+        char log[512];
+        const int rc = run_node("openai.mjs", g_quick ? "concurrent quick" : "concurrent", log, sizeof log);
+        g_srv.port = port;
+        char *out = rc >= 0 ? th_slurp(log, NULL) : NULL;
+        const int st = server_stop(&s);
+        if (rc == -1) {
+            if (require_tools()) FAILF("node or .oracle/serve-npm missing (LLAMAC_REQUIRE_ORACLE=1): run scripts/setup.sh");
+            SKIP("node or .oracle/serve-npm missing: run scripts/setup.sh");
+        }
+        CHECKF(rc == 0, "%s: %.3000s", paths[i], out ? out : "");
+        printf("    %s:\n%s", strrchr(paths[i], '/') + 1, out ? out : "");
+        free(out);
+        CHECK_EQ_INT(st, 0);
+    }
+}
+
 /* ---- queue and shutdown (their own servers) ---- */
 
 static int open_stream(int port, const char *body) {
@@ -947,6 +977,7 @@ int main(int argc, char **argv) {
     RUN(openai_client_stream_tools_logprobs_and_16_concurrent);
     RUN(chat_page_in_headless_chromium);
     RUN(tool_calls_reach_the_client);
+    RUN(concurrent_streams_on_a_trained_model);
     /* the main server must still be healthy after everything, then stop cleanly */
     if (g_srv.pid > 0) {
         resp r;
