@@ -183,6 +183,29 @@ TEST(errors_name_the_place) {
     CASE_ERR("{% for a in range(1000) %}{% for b in range(1000) %}{% for c in range(100) %}{% endfor %}{% endfor %}"
              "{% endfor %}",
              NULL, "too long");
+    /* a namespace that holds itself prints as Python's repr does, and tojson refuses it */
+    CASE("{% set ns = namespace(c=0) %}{% set ns.a = ns %}{% set ns.b = ns %}{{ ns }} {{ [ns.a] }}", NULL,
+         "<Namespace {'c': 0, 'a': <Namespace {...}>, 'b': <Namespace {...}>}> "
+         "[<Namespace {'c': 0, 'a': <Namespace {...}>, 'b': <Namespace {...}>}>]");
+    CASE_ERR("{% set ns = namespace(c=0) %}{% set ns.a = ns %}{{ ns|tojson }}", NULL, "inside itself");
+    /* values that share parts: printing 2^40 items or comparing them stops at a limit, quickly */
+    static const char doubling[] = "{% set ns = namespace(v=[1]) %}{% for i in range(40) %}{% set ns.v = [ns.v, ns.v] %}"
+                                   "{% endfor %}";
+    char t[512];
+    snprintf(t, sizeof t, "%s{{ ns.v }}", doubling);
+    CASE_ERR(t, NULL, "exceeds");
+    snprintf(t, sizeof t, "%s{{ ns.v|string|length }}", doubling);
+    CASE_ERR(t, NULL, "longer than");
+    snprintf(t, sizeof t, "%s{{ ns.v|tojson|length }}", doubling);
+    CASE_ERR(t, NULL, "too large");
+    snprintf(t, sizeof t, "%s{{ ns.v == ns.v }}", doubling);
+    CASE_ERR(t, NULL, "too long");
+    /* a large string gone through again and again; a huge indent */
+    CASE_ERR("{% set s = 'ab' * 4000000 %}{% for i in range(100000) %}{% if s == s ~ '' %}{% endif %}{% endfor %}",
+             NULL, "too long");
+    CASE_ERR("{% set s = 'ab' * 4000000 %}{% for i in range(100000) %}{% if 'abc' in s %}{% endif %}{% endfor %}",
+             NULL, "too long");
+    CASE_ERR("{{ [[[[1]]]]|tojson(indent=2000000000) }}", NULL, "too large");
     char deep[4096] = "{{ ";
     for (int i = 0; i < 500; i++) strcat(deep, "(");
     strcat(deep, "1");

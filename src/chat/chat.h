@@ -73,11 +73,12 @@ bool jv_list_push(jv_arena *a, jlist *l, jv v);             /* false: out of mem
 bool jv_dict_set(jv_arena *a, jdict *d, const char *k, size_t kn, jv v); /* replaces an existing key */
 const jv *jv_dict_get(const jdict *d, const char *k, size_t kn);
 
-/* A growable byte buffer (lc__realloc). */
+/* A growable byte buffer (lc__realloc). max (0: none) caps its length: a put past it fails the buffer with
+** too_large set, and printing stops early. */
 typedef struct jbuf {
     char *p;
-    size_t n, cap;
-    bool failed;
+    size_t n, cap, max;
+    bool failed, too_large;
 } jbuf;
 void jbuf_put(jbuf *b, const char *s, size_t n);
 void jbuf_puts(jbuf *b, const char *s);
@@ -87,10 +88,11 @@ void jbuf_puts(jbuf *b, const char *s);
 ** byte offset. */
 int jv_parse_json(jv_arena *a, const char *text, size_t len, const char *name, jv *out);
 
-/* Python's str(v) (lists and dicts as repr) appended to b. */
+/* Python's str(v) (lists and dicts as repr) appended to b; a container inside itself prints as [...] / {...}, as
+** Python's repr does. */
 void jv_to_str(jbuf *b, jv v);
 /* Python's json.dumps(v, ensure_ascii=False, indent=indent) (indent < 0: None). false if v holds something JSON
-** cannot represent (Undefined, a function); *bad names it. */
+** cannot represent (Undefined, a function, a container inside itself); *bad names it. */
 bool jv_to_json(jbuf *b, jv v, int indent, const char **bad);
 
 /* llamac's own chat template of a family (llama3 != 0: Llama 3.x, else Llama 2), for models without one. */

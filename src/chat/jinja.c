@@ -19,9 +19,12 @@
 #include <string.h>
 
 #define MAX_DEPTH 200               /* expression/statement nesting, parse and render */
-#define MAX_OUTPUT ((size_t)64 << 20) /* bytes a render may write */
+#define MAX_OUTPUT ((size_t)16 << 20) /* bytes a render (or a string in it) may have; 128K tokens are ~0.5 MiB */
 #define MAX_STEPS 1000000LL         /* loop iterations + calls per render (chat templates take hundreds) */
 #define MAX_MEMORY ((size_t)64 << 20) /* bytes of values a render may create */
+#define MAX_WORK (256ull << 20)      /* bytes a render's operations may go through (compares, searches, filters; an
+                                     ** item counts ITEM_WORK): a long conversation's template goes through a few MiB */
+#define ITEM_WORK 16
 
 /* ---- tree ---- */
 
@@ -1065,8 +1068,32 @@ typedef struct rc {
     scope *root, *sc;
     int err, depth;
     long long steps;
+    unsigned long long work; /* bytes and items gone through, against MAX_WORK */
+    int buf_failed;          /* a string buffer failed: 1 out of memory, 2 past MAX_OUTPUT */
     bool brk, cont;
 } rc;
+
+#define JBUF_INIT {.max = MAX_OUTPUT}
+
+/* The size of v to go through: a string's bytes, a container's items. */
+static size_t weight(jv v) {
+    switch (v.k) {
+    case JV_STR: return v.u.s.n;
+    case JV_LIST: return v.u.l->n * ITEM_WORK;
+    case JV_DICT: case JV_NS: return v.u.d->n * ITEM_WORK;
+    default: return 1;
+    }
+}
+
+/* A buffer's text as a new string value; a failed buffer sets R->buf_failed (reported where the expression is). */
+static jv buf_value(rc *R, jbuf *b) {
+    jv r = {.k = JV_UNDEF};
+    if (b->failed) R->buf_failed = b->too_large ? 2 : 1;
+    else r = jv_str(&R->a, b->p ? b->p : "", b->n);
+    lc__free(b->p);
+    b->p = NULL;
+    return r;
+}
 
 enum { F_RAISE = 1, F_NAMESPACE, F_RANGE, F_DICT };
 
@@ -1117,12 +1144,15 @@ static int64_t inum(jv v) {
     return (int64_t)v.u.f;
 }
 
-static bool equal_at(jv a, jv b, int depth);
-static bool equal(jv a, jv b) { return equal_at(a, b, 0); }
+static bool equal_at(rc *R, jv a, jv b, int depth);
+static bool equal(rc *R, jv a, jv b) { return equal_at(R, a, b, 0); }
 
-/* Python's ==; containers compare item by item (a namespace can hold itself: past 64 levels, unequal). */
-static bool equal_at(jv a, jv b, int depth) {
-    if (depth > 64) return false;
+/* Python's ==; containers compare item by item (a namespace can hold itself: past 64 levels, unequal). Each item
+** and string byte counts against MAX_WORK (values that share parts can take exponential time otherwise); past it,
+** unequal, and eval reports the limit. */
+static bool equal_at(rc *R, jv a, jv b, int depth) {
+    if (depth > 64 || R->work > MAX_WORK) return false;
+    R->work += ITEM_WORK + (a.k == JV_STR ? a.u.s.n : 0);
     if (is_num(a) && is_num(b)) {
         if (a.k != JV_FLOAT && b.k != JV_FLOAT) return inum(a) == inum(b);
         return num(a) == num(b);
@@ -1134,13 +1164,13 @@ static bool equal_at(jv a, jv b, int depth) {
     case JV_LIST:
         if (a.u.l->n != b.u.l->n) return false;
         for (size_t i = 0; i < a.u.l->n; i++)
-            if (!equal_at(a.u.l->a[i], b.u.l->a[i], depth + 1)) return false;
+            if (!equal_at(R, a.u.l->a[i], b.u.l->a[i], depth + 1)) return false;
         return true;
     case JV_DICT: case JV_NS:
         if (a.u.d->n != b.u.d->n) return false;
         for (size_t i = 0; i < a.u.d->n; i++) {
             const jv *o = jv_dict_get(b.u.d, a.u.d->keys[i].u.s.p, a.u.d->keys[i].u.s.n);
-            if (!o || !equal_at(a.u.d->vals[i], *o, depth + 1)) return false;
+            if (!o || !equal_at(R, a.u.d->vals[i], *o, depth + 1)) return false;
         }
         return true;
     default: return a.u.macro == b.u.macro;
@@ -1150,11 +1180,10 @@ static bool equal_at(jv a, jv b, int depth) {
 /* str(v) as a new string value. */
 static jv to_string(rc *R, jv v) {
     if (v.k == JV_STR) return v;
-    jbuf b = {0};
+    jbuf b = JBUF_INIT;
     jv_to_str(&b, v);
-    jv r = jv_str(&R->a, b.p ? b.p : "", b.n);
-    lc__free(b.p);
-    return r;
+    jv r = buf_value(R, &b);
+    return r.k == JV_STR ? r : jv_str(&R->a, "", 0);
 }
 
 /* UTF-8 code points of a string (Python iterates and counts those). */
@@ -1267,10 +1296,9 @@ static jv do_slice(rc *R, const expr *e, jv obj, jv lo, jv hi, jv step) {
         i += st;
     }
     if (obj.k == JV_STR) {
-        jbuf bb = {0};
+        jbuf bb = JBUF_INIT;
         for (size_t i = 0; i < r.u.l->n; i++) jbuf_put(&bb, r.u.l->a[i].u.s.p, r.u.l->a[i].u.s.n);
-        r = jv_str(&R->a, bb.p ? bb.p : "", bb.n);
-        lc__free(bb.p);
+        r = buf_value(R, &bb);
     }
     return r;
 }
@@ -1280,6 +1308,7 @@ static int cmp_values(rc *R, const expr *e, jv a, jv b) {
     if (a.k == JV_STR && b.k == JV_STR) {
         const size_t n = a.u.s.n < b.u.s.n ? a.u.s.n : b.u.s.n;
         const int c = memcmp(a.u.s.p, b.u.s.p, n);
+        R->work += n;
         return c ? (c < 0 ? -1 : 1) : (a.u.s.n < b.u.s.n ? -1 : a.u.s.n > b.u.s.n);
     }
     rfail(R, e->line, e->col, "cannot compare '%s' with '%s'", kind_name(a), kind_name(b));
@@ -1290,14 +1319,12 @@ static bool contains(rc *R, const expr *e, jv item, jv in) {
     if (in.k == JV_STR) {
         if (item.k != JV_STR) return rfail(R, e->line, e->col, "'in <string>' requires a string"), false;
         if (!item.u.s.n) return true;
-        for (size_t i = 0; i + item.u.s.n <= in.u.s.n; i++)
-            if (!memcmp(in.u.s.p + i, item.u.s.p, item.u.s.n)) return true;
-        return false;
+        return memmem(in.u.s.p, in.u.s.n, item.u.s.p, item.u.s.n) != NULL;
     }
     if (in.k == JV_DICT || in.k == JV_NS) return item.k == JV_STR && jv_dict_get(in.u.d, item.u.s.p, item.u.s.n);
     if (in.k == JV_LIST) {
         for (size_t i = 0; i < in.u.l->n; i++)
-            if (equal(item, in.u.l->a[i])) return true;
+            if (equal(R, item, in.u.l->a[i])) return true;
         return false;
     }
     if (in.k == JV_UNDEF) return false;
@@ -1305,8 +1332,8 @@ static bool contains(rc *R, const expr *e, jv item, jv in) {
 }
 
 static jv binop(rc *R, const expr *e, int op, jv a, jv b) {
-    if (op == OP_EQ) return BOOL_V(equal(a, b));
-    if (op == OP_NE) return BOOL_V(!equal(a, b));
+    if (op == OP_EQ) return BOOL_V(equal(R, a, b));
+    if (op == OP_NE) return BOOL_V(!equal(R, a, b));
     if (op == OP_IN || op == OP_NOTIN) {
         const bool c = contains(R, e, a, b);
         return BOOL_V(op == OP_IN ? c : !c);
@@ -1336,10 +1363,9 @@ static jv binop(rc *R, const expr *e, int op, jv a, jv b) {
         jv s = a.k == JV_STR ? a : b;
         const int64_t k = a.k == JV_INT ? a.u.i : b.u.i;
         if (k > 0 && s.u.s.n * (uint64_t)k > MAX_OUTPUT) return EFAIL(e, "string repetition too large");
-        jbuf bb = {0};
+        jbuf bb = JBUF_INIT;
         for (int64_t i = 0; i < k; i++) jbuf_put(&bb, s.u.s.p, s.u.s.n);
-        jv r = jv_str(&R->a, bb.p ? bb.p : "", bb.n);
-        lc__free(bb.p);
+        jv r = buf_value(R, &bb);
         return r;
     }
     if (!is_num(a) || !is_num(b))
@@ -1475,7 +1501,7 @@ static jv py_split(rc *R, jv s, jv sep, jv maxsplit) {
 static jv py_replace(rc *R, jv s, jv a, jv b, jv count) {
     if (a.k != JV_STR || b.k != JV_STR) return s;
     int64_t max = count.k == JV_INT ? count.u.i : -1;
-    jbuf bb = {0};
+    jbuf bb = JBUF_INIT;
     size_t i = 0;
     if (!a.u.s.n) return s;
     while (i < s.u.s.n) {
@@ -1488,8 +1514,7 @@ static jv py_replace(rc *R, jv s, jv a, jv b, jv count) {
             i++;
         }
     }
-    jv r = jv_str(&R->a, bb.p ? bb.p : "", bb.n);
-    lc__free(bb.p);
+    jv r = buf_value(R, &bb);
     return r;
 }
 
@@ -1531,14 +1556,13 @@ static jv apply_filter(rc *R, const expr *e, jv v) {
     const char *f = e->name;
     if (!strcmp(f, "tojson")) {
         jv ind = arg_at(R, e, 0, "indent");
-        jbuf b = {0};
+        jbuf b = JBUF_INIT;
         const char *bad = NULL;
         if (!jv_to_json(&b, v, ind.k == JV_INT ? (int)ind.u.i : -1, &bad)) {
             lc__free(b.p);
             return EFAIL(e, "tojson: %s is not JSON serializable", bad);
         }
-        jv r = jv_str(&R->a, b.p ? b.p : "", b.n);
-        lc__free(b.p);
+        jv r = buf_value(R, &b);
         return r;
     }
     if (!strcmp(f, "trim")) {
@@ -1573,15 +1597,14 @@ static jv apply_filter(rc *R, const expr *e, jv v) {
         jv sep = arg_at(R, e, 0, "d"), attr = arg_at(R, e, 1, "attribute");
         jlist *items;
         if (!iterate(R, e, v, &items)) return UNDEF_V();
-        jbuf b = {0};
+        jbuf b = JBUF_INIT;
         jv ss = sep.k == JV_UNDEF ? jv_str(&R->a, "", 0) : to_string(R, sep);
         for (size_t i = 0; i < items->n; i++) {
             if (i) jbuf_put(&b, ss.u.s.p, ss.u.s.n);
             jv x = attr.k != JV_UNDEF ? get_member(R, e, items->a[i], attr) : items->a[i];
             jv_to_str(&b, x);
         }
-        jv r = jv_str(&R->a, b.p ? b.p : "", b.n);
-        lc__free(b.p);
+        jv r = buf_value(R, &b);
         return r;
     }
     if (!strcmp(f, "select") || !strcmp(f, "reject")) return filter_select(R, e, v, false, f[0] == 's');
@@ -1616,10 +1639,9 @@ static jv apply_filter(rc *R, const expr *e, jv v) {
         jv r = jv_new_list(&R->a);
         for (size_t i = items->n; i-- > 0;) jv_list_push(&R->a, r.u.l, items->a[i]);
         if (v.k == JV_STR) {
-            jbuf b = {0};
+            jbuf b = JBUF_INIT;
             for (size_t i = 0; i < r.u.l->n; i++) jbuf_put(&b, r.u.l->a[i].u.s.p, r.u.l->a[i].u.s.n);
-            r = jv_str(&R->a, b.p ? b.p : "", b.n);
-            lc__free(b.p);
+            r = buf_value(R, &b);
         }
         return r;
     }
@@ -1629,7 +1651,7 @@ static jv apply_filter(rc *R, const expr *e, jv v) {
         jv r = jv_new_list(&R->a);
         for (size_t i = 0; i < items->n; i++) {
             bool seen = false;
-            for (size_t k = 0; k < r.u.l->n && !seen; k++) seen = equal(r.u.l->a[k], items->a[i]);
+            for (size_t k = 0; k < r.u.l->n && !seen; k++) seen = equal(R, r.u.l->a[k], items->a[i]);
             if (!seen) jv_list_push(&R->a, r.u.l, items->a[i]);
         }
         return r;
@@ -1684,10 +1706,10 @@ static bool run_test(rc *R, const expr *e, const char *t, jv v, jv arg) {
     if (!strcmp(t, "lower") || !strcmp(t, "upper")) {
         if (v.k != JV_STR) return false;
         jv c = str_case(R, v, t[0] == 'l' ? 1 : 0);
-        return equal(c, v);
+        return equal(R, c, v);
     }
     if (!strcmp(t, "in")) return contains(R, e, v, arg);
-    if (!strcmp(t, "sameas")) return equal(v, arg) && v.k == arg.k;
+    if (!strcmp(t, "sameas")) return equal(R, v, arg) && v.k == arg.k;
     static const struct {
         const char *name;
         int op;
@@ -1726,13 +1748,12 @@ static jv call_method(rc *R, const expr *e, jv obj, const char *name, bool *foun
         if (!strcmp(name, "join")) {
             jlist *items;
             if (!iterate(R, e, arg_at(R, e, 0, NULL), &items)) return UNDEF_V();
-            jbuf b = {0};
+            jbuf b = JBUF_INIT;
             for (size_t i = 0; i < items->n; i++) {
                 if (i) jbuf_put(&b, obj.u.s.p, obj.u.s.n);
                 jv_to_str(&b, items->a[i]);
             }
-            jv r = jv_str(&R->a, b.p ? b.p : "", b.n);
-            lc__free(b.p);
+            jv r = buf_value(R, &b);
             return r;
         }
     } else if (obj.k == JV_DICT) {
@@ -1915,7 +1936,14 @@ static jv eval(rc *R, const expr *e) {
         break;
     }
     }
-    if (R->a.failed && !R->err) rfail(R, e->line, e->col, "out of memory");
+    if (!R->err) {
+        R->work += weight(r);
+        if (R->a.failed || R->buf_failed == 1) rfail(R, e->line, e->col, "out of memory");
+        else if (R->buf_failed) rfail(R, e->line, e->col, "a string longer than %zu MiB", MAX_OUTPUT >> 20);
+        else if (R->work > MAX_WORK)
+            rfail(R, e->line, e->col, "the template runs too long (it went through more than %llu MiB of text)",
+                  MAX_WORK >> 20);
+    }
     R->depth--;
     return R->err ? UNDEF_V() : r;
 }
@@ -1924,10 +1952,14 @@ static jv eval(rc *R, const expr *e) {
 
 static void exec_body(rc *R, const node *nd);
 
+static void out_check(rc *R, const node *nd) {
+    if (R->out->too_large) rfail(R, nd->line, nd->col, "the output exceeds %zu bytes", MAX_OUTPUT);
+    else if (R->out->failed) rfail(R, nd->line, nd->col, "out of memory");
+}
+
 static void out_value(rc *R, const node *nd, jv v) {
     jv_to_str(R->out, v);
-    if (R->out->failed) rfail(R, nd->line, nd->col, "out of memory");
-    else if (R->out->n > MAX_OUTPUT) rfail(R, nd->line, nd->col, "the output exceeds %zu bytes", MAX_OUTPUT);
+    out_check(R, nd);
 }
 
 static scope *push_scope(rc *R, scope *parent) {
@@ -1962,15 +1994,14 @@ static jv call_macro(rc *R, const expr *e, const node *m) {
         }
         set_var(R, s, m->params[i], v);
     }
-    jbuf body = {0}, *save_out = R->out;
+    jbuf body = JBUF_INIT, *save_out = R->out;
     scope *save_sc = R->sc;
     R->out = &body, R->sc = s;
     R->depth++;
     exec_body(R, m->body);
     R->depth--;
     R->out = save_out, R->sc = save_sc;
-    jv r = jv_str(&R->a, body.p ? body.p : "", body.n);
-    lc__free(body.p);
+    jv r = buf_value(R, &body);
     return R->err ? UNDEF_V() : r;
 }
 
@@ -2062,7 +2093,7 @@ static void exec_body(rc *R, const node *nd) {
         switch (nd->kind) {
         case N_TEXT:
             jbuf_put(R->out, nd->text, nd->text_n);
-            if (R->out->n > MAX_OUTPUT) rfail(R, nd->line, nd->col, "the output exceeds %zu bytes", MAX_OUTPUT);
+            out_check(R, nd);
             break;
         case N_OUT: {
             jv v = eval(R, nd->e);
@@ -2093,12 +2124,11 @@ static void exec_body(rc *R, const node *nd) {
             break;
         }
         case N_SETBLOCK: {
-            jbuf body = {0}, *save = R->out;
+            jbuf body = JBUF_INIT, *save = R->out;
             R->out = &body;
             exec_body(R, nd->body);
             R->out = save;
-            jv v = jv_str(&R->a, body.p ? body.p : "", body.n);
-            lc__free(body.p);
+            jv v = buf_value(R, &body);
             if (!R->err) set_var(R, R->sc, nd->tgt[0], v);
             break;
         }
@@ -2107,6 +2137,8 @@ static void exec_body(rc *R, const node *nd) {
         case N_CONTINUE: R->cont = true; break;
         }
         if (R->a.failed && !R->err) rfail(R, nd->line, nd->col, "out of memory");
+        if (R->buf_failed == 1 && !R->err) rfail(R, nd->line, nd->col, "out of memory");
+        if (R->buf_failed && !R->err) rfail(R, nd->line, nd->col, "a text longer than %zu MiB", MAX_OUTPUT >> 20);
     }
 }
 
@@ -2115,7 +2147,7 @@ int lc_template_render(const lc_template *t, const char *vars_json, size_t vars_
     if (out_len) *out_len = 0;
     if (!t) return LC_ERR(LC_E_INVALID, "lc_template_render: no template");
     rc R = {.t = t};
-    jbuf buf = {0};
+    jbuf buf = JBUF_INIT;
     R.out = &buf;
     R.root = push_scope(&R, NULL);
     if (!R.root) return LC_ERR(LC_E_NOMEM, "out of memory");
@@ -2136,6 +2168,7 @@ int lc_template_render(const lc_template *t, const char *vars_json, size_t vars_
     }
     exec_body(&R, t->root);
     int r = R.err;
+    if (!r && buf.too_large) r = LC_ERR(LC_E_FORMAT, "%s: the output exceeds %zu bytes", t->name, MAX_OUTPUT);
     if (!r && (buf.failed || R.a.failed)) r = LC_ERR(LC_E_NOMEM, "%s: out of memory", t->name);
     jv_arena_free(&R.a);
     if (r) {

@@ -115,6 +115,10 @@ bool jv_dict_set(jv_arena *a, jdict *d, const char *k, size_t kn, jv v) {
 
 void jbuf_put(jbuf *b, const char *s, size_t n) {
     if (b->failed || !n) return;
+    if (b->max && n > b->max - b->n) {
+        b->failed = b->too_large = true;
+        return;
+    }
     if (b->n + n + 1 > b->cap) {
         size_t cap = b->cap ? b->cap : 256;
         while (cap < b->n + n + 1) cap *= 2;
@@ -490,20 +494,31 @@ static void put_repr_str(jbuf *b, const char *s, size_t n) {
     jbuf_put(b, &qc, 1);
 }
 
-static void to_str(jbuf *b, jv v, int depth);
+/* anc: the containers being printed around v (depth of them), to print a container inside itself as Python does */
+#define PRINT_DEPTH 64
+static void to_str(jbuf *b, jv v, const void **anc, int depth);
 
-static void put_repr(jbuf *b, jv v, int depth) {
+static void put_repr(jbuf *b, jv v, const void **anc, int depth) {
     if (v.k == JV_STR) return put_repr_str(b, v.u.s.p, v.u.s.n);
     if (v.k == JV_UNDEF) return jbuf_puts(b, "Undefined");
-    to_str(b, v, depth);
+    to_str(b, v, anc, depth);
 }
 
-void jv_to_str(jbuf *b, jv v) { to_str(b, v, 0); }
+void jv_to_str(jbuf *b, jv v) {
+    const void *anc[PRINT_DEPTH];
+    to_str(b, v, anc, 0);
+}
 
-/* depth: containers inside containers; a namespace can hold itself, so past 64 levels "..." is printed (Python prints
-** [...] / {...} for a container inside itself) */
-static void to_str(jbuf *b, jv v, int depth) {
-    if (depth > 64 && (v.k == JV_LIST || v.k == JV_DICT || v.k == JV_NS)) return jbuf_puts(b, "...");
+static bool inside_itself(const void *c, const void **anc, int depth) {
+    for (int i = 0; i < depth; i++)
+        if (anc[i] == c) return true;
+    return false;
+}
+
+/* past PRINT_DEPTH nested containers "..." is printed */
+static void to_str(jbuf *b, jv v, const void **anc, int depth) {
+    const bool container = v.k == JV_LIST || v.k == JV_DICT || v.k == JV_NS;
+    if (container && depth >= PRINT_DEPTH) return jbuf_puts(b, "...");
     char t[32];
     switch (v.k) {
     case JV_UNDEF: return;
@@ -513,20 +528,24 @@ static void to_str(jbuf *b, jv v, int depth) {
     case JV_FLOAT: return put_float(b, v.u.f);
     case JV_STR: return jbuf_put(b, v.u.s.p, v.u.s.n);
     case JV_LIST:
+        if (inside_itself(v.u.l, anc, depth)) return jbuf_puts(b, "[...]");
+        anc[depth] = v.u.l;
         jbuf_puts(b, "[");
-        for (size_t i = 0; i < v.u.l->n; i++) {
+        for (size_t i = 0; i < v.u.l->n && !b->failed; i++) {
             if (i) jbuf_puts(b, ", ");
-            put_repr(b, v.u.l->a[i], depth + 1);
+            put_repr(b, v.u.l->a[i], anc, depth + 1);
         }
         return jbuf_puts(b, "]");
     case JV_DICT:
     case JV_NS:
+        if (inside_itself(v.u.d, anc, depth)) return jbuf_puts(b, v.k == JV_NS ? "<Namespace {...}>" : "{...}");
+        anc[depth] = v.u.d;
         jbuf_puts(b, v.k == JV_NS ? "<Namespace {" : "{");
-        for (size_t i = 0; i < v.u.d->n; i++) {
+        for (size_t i = 0; i < v.u.d->n && !b->failed; i++) {
             if (i) jbuf_puts(b, ", ");
-            put_repr(b, v.u.d->keys[i], depth + 1);
+            put_repr(b, v.u.d->keys[i], anc, depth + 1);
             jbuf_puts(b, ": ");
-            put_repr(b, v.u.d->vals[i], depth + 1);
+            put_repr(b, v.u.d->vals[i], anc, depth + 1);
         }
         return jbuf_puts(b, v.k == JV_NS ? "}>" : "}");
     case JV_FUNC: return jbuf_puts(b, "<built-in function>");
@@ -566,12 +585,16 @@ static void put_json_str(jbuf *b, const char *s, size_t n) {
 }
 
 static void newline_indent(jbuf *b, int indent, int level) {
+    static const char sp[64] = "                                                                ";
     jbuf_puts(b, "\n");
-    for (int k = 0; k < indent * level; k++) jbuf_puts(b, " ");
+    for (long long k = (long long)indent * level; k > 0 && !b->failed; k -= 64) jbuf_put(b, sp, k < 64 ? (size_t)k : 64);
 }
 
-static bool to_json(jbuf *b, jv v, int indent, int level, const char **bad) {
-    if (level > 200) return *bad = "a value nested deeper than 200 levels", false;
+/* anc: the containers around v (level of them); Python's json refuses a container inside itself */
+#define JSON_DEPTH 200
+static bool to_json(jbuf *b, jv v, int indent, int level, const void **anc, const char **bad) {
+    if (level >= JSON_DEPTH) return *bad = "a value nested deeper than 200 levels", false;
+    if (b->failed) return *bad = "a value whose JSON is too large", false;
     switch (v.k) {
     case JV_NONE: jbuf_puts(b, "null"); return true;
     case JV_BOOL: jbuf_puts(b, v.u.b ? "true" : "false"); return true;
@@ -584,11 +607,13 @@ static bool to_json(jbuf *b, jv v, int indent, int level, const char **bad) {
     case JV_STR: put_json_str(b, v.u.s.p, v.u.s.n); return true;
     case JV_LIST:
         if (!v.u.l->n) return jbuf_puts(b, "[]"), true;
+        if (inside_itself(v.u.l, anc, level)) return *bad = "a list inside itself", false;
+        anc[level] = v.u.l;
         jbuf_puts(b, "[");
         for (size_t i = 0; i < v.u.l->n; i++) {
             if (i) jbuf_puts(b, indent >= 0 ? "," : ", ");
             if (indent >= 0) newline_indent(b, indent, level + 1);
-            if (!to_json(b, v.u.l->a[i], indent, level + 1, bad)) return false;
+            if (!to_json(b, v.u.l->a[i], indent, level + 1, anc, bad)) return false;
         }
         if (indent >= 0) newline_indent(b, indent, level);
         jbuf_puts(b, "]");
@@ -596,13 +621,15 @@ static bool to_json(jbuf *b, jv v, int indent, int level, const char **bad) {
     case JV_DICT:
     case JV_NS:
         if (!v.u.d->n) return jbuf_puts(b, "{}"), true;
+        if (inside_itself(v.u.d, anc, level)) return *bad = "a mapping inside itself", false;
+        anc[level] = v.u.d;
         jbuf_puts(b, "{");
         for (size_t i = 0; i < v.u.d->n; i++) {
             if (i) jbuf_puts(b, indent >= 0 ? "," : ", ");
             if (indent >= 0) newline_indent(b, indent, level + 1);
             put_json_str(b, v.u.d->keys[i].u.s.p, v.u.d->keys[i].u.s.n);
             jbuf_puts(b, ": ");
-            if (!to_json(b, v.u.d->vals[i], indent, level + 1, bad)) return false;
+            if (!to_json(b, v.u.d->vals[i], indent, level + 1, anc, bad)) return false;
         }
         if (indent >= 0) newline_indent(b, indent, level);
         jbuf_puts(b, "}");
@@ -612,4 +639,9 @@ static bool to_json(jbuf *b, jv v, int indent, int level, const char **bad) {
     }
 }
 
-bool jv_to_json(jbuf *b, jv v, int indent, const char **bad) { return to_json(b, v, indent, 0, bad); }
+bool jv_to_json(jbuf *b, jv v, int indent, const char **bad) {
+    const void *anc[JSON_DEPTH];
+    if (!to_json(b, v, indent, 0, anc, bad)) return false;
+    if (b->too_large) return *bad = "a value whose JSON is too large", false;
+    return true;
+}
