@@ -43,6 +43,7 @@ static const char *help =
     "  --chat-template-file F   use this Jinja chat template instead of the model's\n"
     "  --alias NAME             the model's name in /v1/models and answers (default: the file name)\n"
     "  --kv f16|f32             KV cache type (default f16)\n"
+    CLI_LORA_HELP
     "  -q, --quiet              no line per finished request on stderr\n"
     "  -h, --help               this help\n";
 
@@ -74,8 +75,11 @@ int cmd_serve(int argc, char **argv) {
         {NULL, "--kv", CLI_CHOICE, &kv, 0, 0, CLI_KV_CHOICES, NULL},
         {"-q", "--quiet", CLI_FLAG, &quiet, 0, 0, NULL, NULL},
     };
+    cli_lora lora = {0};
+    int rc = cli_lora_take("serve", &argc, argv, &lora);
+    if (rc) return rc;
     size_t npos = 0;
-    int rc = cli_parse("serve", argc, argv, opts, sizeof opts / sizeof *opts, NULL, 0, &npos, &help_flag);
+    rc = cli_parse("serve", argc, argv, opts, sizeof opts / sizeof *opts, NULL, 0, &npos, &help_flag);
     if (rc || help_flag) {
         if (help_flag) fputs(help, stdout);
         return rc;
@@ -86,6 +90,7 @@ int cmd_serve(int argc, char **argv) {
 #ifndef LC_HAVE_SERVER
     (void)host, (void)port, (void)parallel, (void)n_ctx, (void)threads, (void)batch, (void)chunk, (void)queue;
     (void)max_body, (void)max_messages, (void)max_tokens, (void)timeout, (void)max_conn, (void)kv, (void)alias, (void)tpl_file, (void)quiet;
+    (void)lora;
     return cli_error("this build of llamac has no server (it was built without libmicrohttpd and Jansson)");
 #else
     char *key_text = NULL, *tpl = NULL;
@@ -111,6 +116,7 @@ int cmd_serve(int argc, char **argv) {
         .kv_type = cli_kv_type(kv), .api_key = key, .max_body = (size_t)max_body, .max_messages = (size_t)max_messages,
         .max_tokens = (int)max_tokens, .timeout_s = (int)timeout, .max_connections = (int)max_conn, .model_name = alias,
         .template_src = tpl, .template_len = tpl_len, .template_name = tpl_file, .quiet = quiet,
+        .lora_files = lora.file, .lora_scales = lora.scale, .n_lora = lora.n,
     };
     rc = srv_run(&o);
     free(key_text);

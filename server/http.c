@@ -556,6 +556,8 @@ int srv_run(const srv_options *o) {
     lc_model_desc(sv.m, desc, sizeof desc);
     fprintf(stderr, "llamac serve: %s (%s), %d slots, %d KV cells, %s\n", sv.model_name, desc, o->n_parallel,
             (int)n_ctx, o->api_key ? "API key required" : "no API key");
+    for (int i = 0; i < o->n_lora; i++)
+        fprintf(stderr, "llamac serve: LoRA adapter %s, scale %g\n", o->lora_files[i], (double)o->lora_scales[i]);
     fprintf(stderr, "llamac serve: listening on http://%s%s%s:%d/\n", addr.ss_family == AF_INET6 ? "[" : "", o->host,
             addr.ss_family == AF_INET6 ? "]" : "", port);
     fflush(stderr);

@@ -49,6 +49,7 @@ typedef struct slot {
 struct srv_sched {
     lc_model *m;
     lc_context *c;
+    lc_lora **lora; /* the adapters set on c (o.n_lora), freed after it */
     srv_options o;
     int32_t n_ctx, n_vocab;
     slot *slots;
@@ -702,6 +703,15 @@ static void *sched_main(void *arg) {
 
 /* ---- lifecycle ---- */
 
+/* frees the context, then the adapters it used */
+static void sched_free_context(srv_sched *s) {
+    lc_context_free(s->c);
+    s->c = NULL;
+    for (int i = 0; s->lora && i < s->o.n_lora; i++) lc_lora_free(s->lora[i]);
+    free(s->lora);
+    s->lora = NULL;
+}
+
 int srv_sched_new(lc_model *m, const srv_options *o, srv_sched **out) {
     *out = NULL;
     srv_sched *s = calloc(1, sizeof *s);
@@ -719,6 +729,16 @@ int srv_sched_new(lc_model *m, const srv_options *o, srv_sched **out) {
     if (r) {
         free(s);
         return r;
+    }
+    if (o->n_lora > 0) { /* every slot decodes through the adapters: they are the context's */
+        if (!(s->lora = calloc((size_t)o->n_lora, sizeof *s->lora))) r = LC_E_NOMEM;
+        for (int i = 0; !r && i < o->n_lora; i++) r = lc_lora_load(m, o->lora_files[i], &s->lora[i]);
+        if (!r) r = lc_context_set_lora(s->c, s->lora, o->lora_scales, (size_t)o->n_lora);
+        if (r) {
+            sched_free_context(s);
+            free(s);
+            return r;
+        }
     }
     s->n_ctx = (int32_t)lc_context_n_ctx(s->c);
     if (s->o.n_batch > s->n_ctx) s->o.n_batch = s->n_ctx;
@@ -827,7 +847,7 @@ void srv_sched_free(srv_sched *s) {
     free(s->b_seq);
     free(s->b_logits);
     free(s->biased);
-    lc_context_free(s->c);
+    sched_free_context(s);
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->cv);
     free(s);

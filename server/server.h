@@ -39,6 +39,9 @@ typedef struct srv_options {
     size_t template_len;
     const char *template_name;
     bool quiet;            /* no request log on stderr */
+    const char *const *lora_files; /* LoRA adapters applied to every request (n_lora of them) */
+    const float *lora_scales;
+    int n_lora;
 } srv_options;
 
 /* Runs the server until SIGTERM/SIGINT, then drains. Returns an exit code (0, 1). */

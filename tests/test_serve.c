@@ -12,6 +12,7 @@
 */
 #include "harness.h"
 #include "llamac.h"
+#include "lora_util.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -278,13 +279,21 @@ static char *sse_text(const char *body, const char *key, bool *done) {
 
 /* ---- the reference: the library, greedy, one sequence, one token per decode ---- */
 
-static char *ref_greedy(const int32_t *prompt, int n, int max_tokens) {
+/* lora (may be NULL): an adapter applied with scale lora_scale */
+static char *ref_greedy_lora(const int32_t *prompt, int n, int max_tokens, const char *lora, float lora_scale) {
     lc_model *m;
     if (lc_model_load(g_model, NULL, &m)) return NULL;
     lc_context_params cp = lc_context_default_params();
     cp.n_ctx = 1024, cp.n_threads = 2;
     lc_context *c;
+    lc_lora *ad = NULL;
     if (lc_context_new(m, &cp, &c)) {
+        lc_model_free(m);
+        return NULL;
+    }
+    if (lora && (lc_lora_load(m, lora, &ad) || lc_context_set_lora(c, &ad, &lora_scale, 1))) {
+        lc_context_free(c);
+        lc_lora_free(ad);
         lc_model_free(m);
         return NULL;
     }
@@ -310,8 +319,13 @@ static char *ref_greedy(const int32_t *prompt, int n, int max_tokens) {
     if (k > 0) tn += (size_t)k;
     text[tn] = 0;
     lc_context_free(c);
+    lc_lora_free(ad);
     lc_model_free(m);
     return text;
+}
+
+static char *ref_greedy(const int32_t *prompt, int n, int max_tokens) {
+    return ref_greedy_lora(prompt, n, max_tokens, NULL, 0);
 }
 
 static server g_srv; /* the main server: --parallel 16, API key */
@@ -938,6 +952,72 @@ TEST(sigterm_lets_a_running_stream_finish) {
 
 /* ---- main ---- */
 
+/* --lora FILE --lora-scale S: every request decodes through the adapter, as the library does with it; a missing
+** adapter or one for another model stops the server at start with a message naming the file. */
+static char *serve_greedy(int port, const int32_t *prompt, int n, int max_tokens) {
+    char body[1024];
+    size_t k = (size_t)snprintf(body, sizeof body, "{\"prompt\": [");
+    for (int i = 0; i < n; i++) k += (size_t)snprintf(body + k, sizeof body - k, i ? ",%d" : "%d", (int)prompt[i]);
+    snprintf(body + k, sizeof body - k, "], \"max_tokens\": %d, \"temperature\": 0}", max_tokens);
+    resp r;
+    if (!http(port, "POST", "/v1/completions", NULL, body, &r)) return NULL;
+    char *got = r.status == 200 ? json_str(r.body, "text", 0) : NULL;
+    resp_free(&r);
+    return got;
+}
+
+TEST(lora_adapter_applies_to_every_request) {
+    NEED_SERVER_BUILD();
+    char ad[600], other[600], other_ad[600];
+    snprintf(ad, sizeof ad, "%s/serve-lora.gguf", g_tmp);
+    CHECKF(write_adapter(ad, g_model, "qkvogudx", 4, 8.0f, 0.2f, 0) == 0, "write the adapter: %s", lc_last_error());
+    const int32_t prompt[] = {1, 300, 301, 72, 101, 108, 108, 111, 44, 32, 119};
+    const int n = (int)(sizeof prompt / sizeof *prompt), max_tokens = 16;
+    char *base = ref_greedy(prompt, n, max_tokens);
+    const float scales[] = {1.0f, 0.5f, 0.0f};
+    for (int si = 0; si < 3; si++) {
+        char *want = ref_greedy_lora(prompt, n, max_tokens, ad, scales[si]);
+        CHECK(base && want);
+        if (scales[si] == 0) CHECKF(!strcmp(want, base), "scale 0 must be the base model");
+        if (scales[si] == 1) CHECKF(strcmp(want, base), "the adapter does not change the greedy text; make it larger");
+        char sc[32];
+        snprintf(sc, sizeof sc, "%g", (double)scales[si]);
+        const char *args[] = {"--parallel", "2", "-c", "1024", "--lora", ad, "--lora-scale", sc, NULL};
+        server s;
+        START(&s, g_model, args);
+        char *log = th_slurp(s.log, NULL);
+        CHECKF(log && strstr(log, "LoRA adapter"), "the start-up log names the adapter: %.600s", log ? log : "");
+        free(log);
+        /* two requests at once: both through the adapter */
+        char *got = serve_greedy(s.port, prompt, n, max_tokens);
+        CHECKF(got && !strcmp(got, want), "scale %s: server '%s' vs library '%s'", sc, got ? got : "(none)", want);
+        free(got);
+        CHECK_EQ_INT(server_stop(&s), 0);
+        free(want);
+    }
+    free(base);
+    /* errors at start: a missing file; an adapter written for another model's shapes */
+    char cmd[8192];
+    snprintf(cmd, sizeof cmd, "'%s' serve -m %s --port 0 --lora %s/nope.gguf 2>&1 | grep -q 'nope.gguf'", g_bin, g_model, g_tmp);
+    CHECKF(system(cmd) == 0, "a missing adapter is named");
+    snprintf(other, sizeof other, "%s/serve-other.gguf", g_tmp);
+    lc_synth_params p = lc_synth_default_params();
+    p.n_embd *= 2, p.n_ff *= 2; /* other shapes */
+    CHECKF(lc_synth_write(other, &p) == 0, "%s", lc_last_error());
+    snprintf(other_ad, sizeof other_ad, "%s/serve-other-lora.gguf", g_tmp);
+    CHECK(write_adapter(other_ad, other, "qv", 2, 0, 0.1f, 0) == 0);
+    snprintf(cmd, sizeof cmd, "'%s' serve -m %s --port 0 --lora %s 2>&1; echo \"exit $?\"", g_bin, g_model, other_ad);
+    FILE *f = popen(cmd, "r");
+    CHECK(f != NULL);
+    char out[4096] = "";
+    size_t on = fread(out, 1, sizeof out - 1, f);
+    out[on] = 0;
+    pclose(f);
+    CHECKF(strstr(out, "serve-other-lora.gguf") && strstr(out, "exit 1"), "an adapter of another shape: %s", out);
+    snprintf(cmd, sizeof cmd, "'%s' serve -m %s --lora-scale 2 2>&1 | grep -q 'comes after'", g_bin, g_model);
+    CHECKF(system(cmd) == 0, "--lora-scale before any --lora is a usage error");
+}
+
 int main(int argc, char **argv) {
     (void)argc;
     signal(SIGPIPE, SIG_IGN);
@@ -978,6 +1058,7 @@ int main(int argc, char **argv) {
     RUN(chat_page_in_headless_chromium);
     RUN(tool_calls_reach_the_client);
     RUN(concurrent_streams_on_a_trained_model);
+    RUN(lora_adapter_applies_to_every_request);
     /* the main server must still be healthy after everything, then stop cleanly */
     if (g_srv.pid > 0) {
         resp r;
