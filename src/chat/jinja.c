@@ -18,12 +18,19 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_DEPTH 200               /* expression/statement nesting, parse and render */
+#define MAX_DEPTH 200 /* expression/statement nesting, parse and render */
+#ifndef FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION
 #define MAX_OUTPUT ((size_t)16 << 20) /* bytes a render (or a string in it) may have; 128K tokens are ~0.5 MiB */
-#define MAX_STEPS 1000000LL         /* loop iterations + calls per render (chat templates take hundreds) */
+#define MAX_STEPS 1000000LL           /* loop iterations + calls per render (chat templates take hundreds) */
 #define MAX_MEMORY ((size_t)64 << 20) /* bytes of values a render may create */
-#define MAX_WORK (256ull << 20)      /* bytes a render's operations may go through (compares, searches, filters; an
-                                     ** item counts ITEM_WORK): a long conversation's template goes through a few MiB */
+#define MAX_WORK (256ull << 20)       /* bytes a render's operations may go through (compares, searches, filters; an
+                                      ** item counts ITEM_WORK): a long conversation's template goes through a few MiB */
+#else /* the fuzz targets (sanitizers, ~30x slower): the same limits, 16x lower, so every input ends within a second */
+#define MAX_OUTPUT ((size_t)1 << 20)
+#define MAX_STEPS 62500LL
+#define MAX_MEMORY ((size_t)4 << 20)
+#define MAX_WORK (16ull << 20)
+#endif
 #define ITEM_WORK 16
 
 /* ---- tree ---- */
@@ -1362,11 +1369,15 @@ static jv binop(rc *R, const expr *e, int op, jv a, jv b) {
     if (op == OP_MUL && ((a.k == JV_STR && b.k == JV_INT) || (a.k == JV_INT && b.k == JV_STR))) {
         jv s = a.k == JV_STR ? a : b;
         const int64_t k = a.k == JV_INT ? a.u.i : b.u.i;
-        if (k > 0 && s.u.s.n * (uint64_t)k > MAX_OUTPUT) return EFAIL(e, "string repetition too large");
-        jbuf bb = JBUF_INIT;
-        for (int64_t i = 0; i < k; i++) jbuf_put(&bb, s.u.s.p, s.u.s.n);
-        jv r = buf_value(R, &bb);
-        return r;
+        if (k <= 0 || !s.u.s.n) return jv_str(&R->a, "", 0);
+        if (s.u.s.n * (uint64_t)k > MAX_OUTPUT) return EFAIL(e, "string repetition too large");
+        const size_t total = s.u.s.n * (size_t)k;
+        char *p = jv_alloc(&R->a, total + 1);
+        if (!p) return EFAIL(e, "out of memory");
+        memcpy(p, s.u.s.p, s.u.s.n);
+        for (size_t have = s.u.s.n; have < total; have *= 2) memcpy(p + have, p, LC_MIN(have, total - have));
+        p[total] = 0;
+        return (jv){.k = JV_STR, .u.s = {p, total}};
     }
     if (!is_num(a) || !is_num(b))
         return EFAIL(e, "unsupported operand types for %s: '%s' and '%s'",

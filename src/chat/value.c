@@ -461,6 +461,9 @@ static void put_repr_str(jbuf *b, const char *s, size_t n) {
     jbuf_put(b, &qc, 1);
     size_t run = 0;
     for (size_t i = 0; i < n;) {
+        while (i < n && (unsigned char)s[i] >= 0x20 && (unsigned char)s[i] < 0x7f && s[i] != '\\' && s[i] != qc)
+            i++; /* printable ASCII: as it is */
+        if (i == n) break;
         const unsigned char c = (unsigned char)s[i];
         size_t l = 1;
         uint32_t cp = c;
