@@ -529,14 +529,16 @@ TEST(matmul_all_variants_against_double_product) {
 ** order per variant), also across the 4096-element chunks the float kernels sum in. */
 TEST(matmul_batch_invariant) {
     const int types[] = {LC_TYPE_F32, LC_TYPE_F16, LC_TYPE_BF16, LC_TYPE_Q8_0};
-    const int n_ins[] = {256, 4256};
-    const int n_out = 53, n_tok = 21; /* two 16-token groups of the VNNI Q8_0 GEMM */
+    /* 21 tokens: a 16-token group of the VNNI Q8_0 GEMM and 5 row by row; 3: row by row only; 16416: more blocks
+    ** than the few-token kernel prepares at a time */
+    const int n_ins[] = {256, 4256, 16416}, n_toks[] = {21, 3, 6};
+    const int n_out = 53;
     for (int v = 0; v < N_VARIANTS; v++) {
         const lc_kernels *k = variant(v);
         if (!k) continue;
         for (int ti = 0; ti < 4; ti++)
-            for (int ii = 0; ii < (quick ? 1 : 2); ii++) {
-                const int t = types[ti], n_in = n_ins[ii];
+            for (int ii = 0; ii < (quick ? 1 : 3); ii++) {
+                const int t = types[ti], n_in = n_ins[ii], n_tok = n_toks[ii];
                 const size_t wrb = row_bytes(t, n_in), xrb = row_bytes(t, n_in);
                 float *Wf = malloc(sizeof(float) * n_out * n_in), *X = malloc(sizeof(float) * n_tok * n_in);
                 float *Y = malloc(sizeof(float) * n_tok * n_out), *y1 = malloc(sizeof(float) * n_out);
@@ -561,8 +563,8 @@ TEST(matmul_batch_invariant) {
                     }
                 }
                 free(Wf), free(X), free(Y), free(y1), free(W), free(xq), free(xr);
-                CHECKF(bad < 0, "%s %s n_in %d: %s differ at token %d row %d", k->name, lc_type_name(t), n_in, what,
-                       bad_tok, bad);
+                CHECKF(bad < 0, "%s %s n_in %d, %d tokens: %s differ at token %d row %d", k->name, lc_type_name(t), n_in,
+                       n_tok, what, bad_tok, bad);
             }
     }
 }

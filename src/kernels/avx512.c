@@ -539,10 +539,111 @@ VNNI static void gemv_q8_0_vnni(int n, int nr, const uint8_t *w, size_t ws, cons
     }
 }
 
+/* A few tokens (2 to QFEW): the GEMV with each weight row read once for all of them. Per row and 8-block step the
+** biased weights stay in registers and every token gets gemv_row_q8_0_vnni's exact block sums and in-order adds, so
+** each (row, token) is bit-identical to the GEMV. 16 token lanes (gemm_q8_0_lanes) would leave most lanes empty. */
+enum { QFEW = 6, FCHUNK = 512 }; /* tokens at most; blocks of x prepared at a time (4 KiB per token) */
+
+/* Rows [0, nr) against NT tokens (a constant, so the NT running sums stay in registers and their chains of
+** in-order adds overlap). */
+VNNI INLINE void few_rows_q8_0(const int NT, int nbc, int nr, int first, const uint8_t *w, size_t ws,
+                                const block_q8_0 *const *xb, const int32_t (*xsum)[FCHUNK], const float (*dx)[FCHUNK],
+                                float *y, size_t ldy) {
+    const __m256i bias = _mm256_set1_epi8(-128);
+    for (int r = 0; r < nr; r++) {
+        const block_q8_0 *wr = (const block_q8_0 *)(w + (size_t)r * ws);
+        float sum[QFEW];
+#pragma GCC unroll 8
+        for (int j = 0; j < NT; j++) sum[j] = first ? 0.0f : y[(size_t)j * ldy + r];
+        int ib = 0;
+        for (; ib + 8 <= nbc; ib += 8) {
+            __m256i wu[8];
+#pragma GCC unroll 8
+            for (int k = 0; k < 8; k++) wu[k] = _mm256_xor_si256(load_qs(&wr[ib + k]), bias);
+            const __m128i dh = _mm_setr_epi16((short)wr[ib].d, (short)wr[ib + 1].d, (short)wr[ib + 2].d,
+                                              (short)wr[ib + 3].d, (short)wr[ib + 4].d, (short)wr[ib + 5].d,
+                                              (short)wr[ib + 6].d, (short)wr[ib + 7].d);
+            const __m256 dw = _mm256_cvtph_ps(dh);
+#pragma GCC unroll 8
+            for (int j = 0; j < NT; j++) {
+                __m256i p[8];
+#pragma GCC unroll 8
+                for (int k = 0; k < 8; k++) p[k] = _mm256_dpbusd_epi32(_mm256_setzero_si256(), wu[k], load_qs(&xb[j][ib + k]));
+                const __m256i si = _mm256_sub_epi32(hsum_8x8(p), _mm256_loadu_si256((const __m256i *)(xsum[j] + ib)));
+                const __m256 pr = _mm256_mul_ps(_mm256_cvtepi32_ps(si), _mm256_mul_ps(dw, _mm256_loadu_ps(dx[j] + ib)));
+                const __m128 lo = _mm256_castps256_ps128(pr), hi = _mm256_extractf128_ps(pr, 1);
+                float sj = sum[j];
+                sj += _mm_cvtss_f32(lo);
+                sj += _mm_cvtss_f32(_mm_movehdup_ps(lo));
+                sj += _mm_cvtss_f32(_mm_unpackhi_ps(lo, lo));
+                sj += _mm_cvtss_f32(_mm_shuffle_ps(lo, lo, 3));
+                sj += _mm_cvtss_f32(hi);
+                sj += _mm_cvtss_f32(_mm_movehdup_ps(hi));
+                sj += _mm_cvtss_f32(_mm_unpackhi_ps(hi, hi));
+                sj += _mm_cvtss_f32(_mm_shuffle_ps(hi, hi, 3));
+                sum[j] = sj;
+            }
+        }
+        for (; ib < nbc; ib++) {
+            const __m256i wu = _mm256_xor_si256(load_qs(&wr[ib]), bias);
+#pragma GCC unroll 8
+            for (int j = 0; j < NT; j++) {
+                const __m256i p = _mm256_dpbusd_epi32(_mm256_setzero_si256(), wu, load_qs(&xb[j][ib]));
+                __m128i q = _mm_add_epi32(_mm256_castsi256_si128(p), _mm256_extracti128_si256(p, 1));
+                q = _mm_add_epi32(q, _mm_shuffle_epi32(q, 0x4e));
+                q = _mm_add_epi32(q, _mm_shuffle_epi32(q, 0xb1));
+                const float d = lc_fp16_lut(wr[ib].d) * dx[j][ib];
+                const float pr = (float)(_mm_cvtsi128_si32(q) - xsum[j][ib]) * d;
+                sum[j] += pr;
+            }
+        }
+#pragma GCC unroll 8
+        for (int j = 0; j < NT; j++) y[(size_t)j * ldy + r] = sum[j];
+    }
+}
+
+VNNI static void gemm_q8_0_few(int n, int nr, int nt, const uint8_t *w, size_t ws, const uint8_t *x, size_t xs,
+                               float *y, size_t ldy) {
+    int32_t xsum[QFEW][FCHUNK];
+    float dx[QFEW][FCHUNK];
+    const block_q8_0 *xb[QFEW];
+    const int nb = n / QK8_0;
+    for (int b0 = 0; b0 < nb; b0 += FCHUNK) {
+        const int nbc = LC_MIN(FCHUNK, nb - b0);
+        for (int j = 0; j < nt; j++) {
+            xb[j] = (const block_q8_0 *)(x + (size_t)j * xs) + b0;
+            for (int b = 0; b < nbc; b++) {
+                int32_t sq = 0;
+                for (int k = 0; k < QK8_0; k++) sq += xb[j][b].qs[k];
+                xsum[j][b] = 128 * sq;
+                dx[j][b] = lc_fp16_lut(xb[j][b].d);
+            }
+        }
+        const uint8_t *wc = w + (size_t)b0 * sizeof(block_q8_0);
+        const int32_t(*xsc)[FCHUNK] = (const int32_t(*)[FCHUNK])xsum;
+        const float(*dxc)[FCHUNK] = (const float(*)[FCHUNK])dx;
+        switch (nt) {
+        case 1: few_rows_q8_0(1, nbc, nr, b0 == 0, wc, ws, xb, xsc, dxc, y, ldy); break;
+        case 2: few_rows_q8_0(2, nbc, nr, b0 == 0, wc, ws, xb, xsc, dxc, y, ldy); break;
+        case 3: few_rows_q8_0(3, nbc, nr, b0 == 0, wc, ws, xb, xsc, dxc, y, ldy); break;
+        case 4: few_rows_q8_0(4, nbc, nr, b0 == 0, wc, ws, xb, xsc, dxc, y, ldy); break;
+        case 5: few_rows_q8_0(5, nbc, nr, b0 == 0, wc, ws, xb, xsc, dxc, y, ldy); break;
+        case 6: few_rows_q8_0(6, nbc, nr, b0 == 0, wc, ws, xb, xsc, dxc, y, ldy); break;
+        case 7: few_rows_q8_0(7, nbc, nr, b0 == 0, wc, ws, xb, xsc, dxc, y, ldy); break;
+        default: few_rows_q8_0(8, nbc, nr, b0 == 0, wc, ws, xb, xsc, dxc, y, ldy); break;
+        }
+    }
+}
+
 VNNI static void gemm_q8_0_vnni(int n, int nr, int nt, const void *vw, size_t ws, const void *vx, size_t xs, float *y,
                                 size_t ldy) {
-    if (nt == 1) gemv_q8_0_vnni(n, nr, vw, ws, (const block_q8_0 *)vx, y);
-    else gemm_q8_0_lanes(n, nr, nt, vw, ws, vx, xs, y, ldy);
+    if (nt == 1) return gemv_q8_0_vnni(n, nr, vw, ws, (const block_q8_0 *)vx, y);
+    /* groups of 16 tokens in lanes; a last group of a few tokens row by row */
+    const int nfull = nt % QTOK && nt % QTOK <= QFEW ? nt / QTOK * QTOK : nt;
+    if (nfull) gemm_q8_0_lanes(n, nr, nfull, vw, ws, vx, xs, y, ldy);
+    if (nfull < nt)
+        gemm_q8_0_few(n, nr, nt - nfull, (const uint8_t *)vw, ws, (const uint8_t *)vx + (size_t)nfull * xs, xs,
+                      y + (size_t)nfull * ldy, ldy);
 }
 
 VNNI static void vec_dot_q8_0_vnni(int n, float *s, const void *vw, const void *vx) {
