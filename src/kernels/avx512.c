@@ -628,9 +628,7 @@ VNNI static void gemm_q8_0_few(int n, int nr, int nt, const uint8_t *w, size_t w
         case 3: few_rows_q8_0(3, nbc, nr, b0 == 0, wc, ws, xb, xsc, dxc, y, ldy); break;
         case 4: few_rows_q8_0(4, nbc, nr, b0 == 0, wc, ws, xb, xsc, dxc, y, ldy); break;
         case 5: few_rows_q8_0(5, nbc, nr, b0 == 0, wc, ws, xb, xsc, dxc, y, ldy); break;
-        case 6: few_rows_q8_0(6, nbc, nr, b0 == 0, wc, ws, xb, xsc, dxc, y, ldy); break;
-        case 7: few_rows_q8_0(7, nbc, nr, b0 == 0, wc, ws, xb, xsc, dxc, y, ldy); break;
-        default: few_rows_q8_0(8, nbc, nr, b0 == 0, wc, ws, xb, xsc, dxc, y, ldy); break;
+        default: few_rows_q8_0(QFEW, nbc, nr, b0 == 0, wc, ws, xb, xsc, dxc, y, ldy); break; /* nt == QFEW */
         }
     }
 }
