@@ -388,29 +388,34 @@ VNNI INLINE __m256i neg_bias(__m256i x) {
                             _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_set1_epi8(-128), x));
 }
 
-/* GEMM with tokens in lanes. 16 activation rows are packed per block as xp[g][j] = bytes 4g..4g+3 of token j's
-** quants (g < 8), so VPDPBUSD of one weight dword broadcast (VPERMD) against xp[g] adds four products to each of
-** the 16 token lanes: after 8 of them every lane holds its token's exact block sum, without horizontal reductions.
-** The weight bytes are biased to unsigned (w + 128); the accumulator starts at -128 * sum(x_j) to cancel it. Then
-** (float)sum * (d_w * d_x) is added per block in order: bit-identical to ref.c. */
-enum { QTOK = 16, QCHUNK = 64 }; /* tokens per group; blocks packed at a time (40 KiB of stack) */
+/* GEMM with tokens in lanes. A group of L tokens (L = 16, 8 or 4) is packed per block as xp[g][k*L + j] = bytes
+** 4g..4g+3 of token j's quants (g < 8), repeated for k < R = 16/L, so one zmm serves R weight rows at once: lane
+** k*L + j receives dword g of row k (VPERMD; VPERMT2D for R = 4) and VPDPBUSD adds four products to it. After 8 of
+** them every lane holds its (row, token) exact block sum, without horizontal reductions, and fewer tokens than 16 do
+** not leave lanes empty. The weight bytes are biased to unsigned (w + 128); the accumulator starts at
+** -128 * sum(x_j) to cancel it. Then (float)sum * (d_w * d_x) is added per block in order: bit-identical to ref.c. */
+enum { QTOK = 16, QCHUNK = 64 }; /* lanes; blocks packed at a time (40 KiB of stack) */
 
 typedef struct {
-    int32_t q[8][QTOK]; /* [dword g of the block][token]: 4 int8 quants */
+    int32_t q[8][QTOK]; /* [dword g of the block][lane k*L + j]: token j's 4 int8 quants */
     int32_t negc[QTOK]; /* -128 * sum of the token's quants in the block */
     float d[QTOK];      /* the token's block scale */
 } packed_q8_0;
 
-/* Packs blocks [b0, b0 + nbc) of tokens x[0..ntj) (rows xs bytes apart); lanes j >= ntj are zero. */
-VNNI static void pack_q8_0(packed_q8_0 *xp, const uint8_t *x, size_t xs, int ntj, int b0, int nbc) {
+/* Packs blocks [b0, b0 + nbc) of tokens x[0..ntj) (rows xs bytes apart), ntj <= L, into lanes k*L + j; other
+** lanes are zero. */
+VNNI static void pack_q8_0(packed_q8_0 *xp, const uint8_t *x, size_t xs, int L, int ntj, int b0, int nbc) {
     memset(xp, 0, sizeof *xp * (size_t)nbc);
     for (int j = 0; j < ntj; j++) {
         const block_q8_0 *row = (const block_q8_0 *)(x + (size_t)j * xs) + b0;
         for (int b = 0; b < nbc; b++) {
             int32_t q[8];
             memcpy(q, row[b].qs, sizeof q);
-            for (int g = 0; g < 8; g++) xp[b].q[g][j] = q[g];
-            xp[b].d[j] = lc_fp16_lut(row[b].d);
+            const float d = lc_fp16_lut(row[b].d);
+            for (int l = j; l < QTOK; l += L) {
+                for (int g = 0; g < 8; g++) xp[b].q[g][l] = q[g];
+                xp[b].d[l] = d;
+            }
         }
     }
     const __m512i bias = _mm512_set1_epi8(-128); /* 128 as u8 */
@@ -421,10 +426,15 @@ VNNI static void pack_q8_0(packed_q8_0 *xp, const uint8_t *x, size_t xs, int ntj
     }
 }
 
-/* acc[a] lane j += the products of blocks [0, nbc) of weight rows w + a*ws (block pointers) with packed tokens. */
-VNNI INLINE void tile_q8_0_lanes(const int RA, int nbc, const block_q8_0 *const *W, const packed_q8_0 *xp,
-                                 __m512 *acc) {
+/* acc[a] lane k*L + j += the products of blocks [0, nbc) of weight row W[a*R + k] (block pointers) with packed
+** token j, for RA groups of R = 16/L rows. */
+VNNI INLINE void tile_q8_0_lanes(const int L, const int RA, int nbc, const block_q8_0 *const *W,
+                                 const packed_q8_0 *xp, __m512 *acc) {
+    const int R = QTOK / L, shift = L == 16 ? 4 : L == 8 ? 3 : 2;
     const __m512i bias = _mm512_set1_epi8(-128);
+    const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    const __m512i krow = _mm512_srli_epi32(lane, (unsigned)shift); /* k = lane / L */
+    const __m512i base = _mm512_slli_epi32(krow, 3);                /* dword 0 of row k in the R rows' qs */
     for (int b = 0; b < nbc; b++) {
         __m512i xv[8];
 #pragma GCC unroll 8
@@ -433,21 +443,69 @@ VNNI INLINE void tile_q8_0_lanes(const int RA, int nbc, const block_q8_0 *const 
         const __m512 dx = _mm512_load_ps(xp[b].d);
 #pragma GCC unroll 4
         for (int a = 0; a < RA; a++) {
-            const __m512i wu = _mm512_xor_si512(_mm512_castsi256_si512(load_qs(&W[a][b])), bias);
+            const block_q8_0 *const *Wa = W + a * R;
+            __m512i wlo, whi = _mm512_setzero_si512();
+            __m512 dw;
+            if (R == 1) {
+                wlo = _mm512_castsi256_si512(load_qs(&Wa[0][b]));
+                dw = _mm512_set1_ps(lc_fp16_lut(Wa[0][b].d));
+            } else {
+                wlo = _mm512_inserti64x4(_mm512_castsi256_si512(load_qs(&Wa[0][b])), load_qs(&Wa[1][b]), 1);
+                __m128i dh = _mm_cvtsi32_si128((uint16_t)Wa[0][b].d | (int)Wa[1][b].d << 16);
+                if (R == 4) {
+                    whi = _mm512_inserti64x4(_mm512_castsi256_si512(load_qs(&Wa[2][b])), load_qs(&Wa[3][b]), 1);
+                    whi = _mm512_xor_si512(whi, bias);
+                    dh = _mm_insert_epi32(dh, (uint16_t)Wa[2][b].d | (int)Wa[3][b].d << 16, 1);
+                }
+                /* the rows' scales (VCVTPH2PS is exact, as the table is) to lanes k*L + j */
+                dw = _mm512_permutexvar_ps(krow, _mm512_castps128_ps512(_mm_cvtph_ps(dh)));
+            }
+            wlo = _mm512_xor_si512(wlo, bias);
             /* two chains of four: integer sums are exact in any order, and shorter chains hide VPDPBUSD latency */
             __m512i p0 = negc, p1 = _mm512_setzero_si512();
 #pragma GCC unroll 4
             for (int g = 0; g < 8; g += 2) {
-                p0 = _mm512_dpbusd_epi32(p0, _mm512_permutexvar_epi32(_mm512_set1_epi32(g), wu), xv[g]);
-                p1 = _mm512_dpbusd_epi32(p1, _mm512_permutexvar_epi32(_mm512_set1_epi32(g + 1), wu), xv[g + 1]);
+                const __m512i i0 = _mm512_add_epi32(base, _mm512_set1_epi32(g));
+                const __m512i i1 = _mm512_add_epi32(base, _mm512_set1_epi32(g + 1));
+                __m512i w0, w1;
+                if (R == 4) {
+                    w0 = _mm512_permutex2var_epi32(wlo, i0, whi);
+                    w1 = _mm512_permutex2var_epi32(wlo, i1, whi);
+                } else {
+                    w0 = _mm512_permutexvar_epi32(i0, wlo);
+                    w1 = _mm512_permutexvar_epi32(i1, wlo);
+                }
+                p0 = _mm512_dpbusd_epi32(p0, w0, xv[g]);
+                p1 = _mm512_dpbusd_epi32(p1, w1, xv[g + 1]);
             }
             const __m512i p = _mm512_add_epi32(p0, p1);
-            const __m512 d = _mm512_mul_ps(_mm512_set1_ps(lc_fp16_lut(W[a][b].d)), dx);
+            const __m512 d = _mm512_mul_ps(dw, dx);
             acc[a] = _mm512_add_ps(acc[a], _mm512_mul_ps(_mm512_cvtepi32_ps(p), d));
         }
     }
 }
 
+/* One row tile: ra (<= 4) groups of 16/L rows against the packed tokens. */
+VNNI static void tile_q8_0_group(int L, int ra, int nbc, const block_q8_0 *const *W, const packed_q8_0 *xp,
+                                 __m512 *acc) {
+    const int R = QTOK / L;
+    switch (L) {
+    case 16:
+        if (ra == 4) return tile_q8_0_lanes(16, 4, nbc, W, xp, acc);
+        for (int a = 0; a < ra; a++) tile_q8_0_lanes(16, 1, nbc, W + a * R, xp, acc + a);
+        return;
+    case 8:
+        if (ra == 4) return tile_q8_0_lanes(8, 4, nbc, W, xp, acc);
+        for (int a = 0; a < ra; a++) tile_q8_0_lanes(8, 1, nbc, W + a * R, xp, acc + a);
+        return;
+    default:
+        if (ra == 4) return tile_q8_0_lanes(4, 4, nbc, W, xp, acc);
+        for (int a = 0; a < ra; a++) tile_q8_0_lanes(4, 1, nbc, W + a * R, xp, acc + a);
+        return;
+    }
+}
+
+/* The lanes of a group of L tokens (L = 4, 8 or 16): lane k*L + j is token j and row k of a group. */
 VNNI static void gemm_q8_0_lanes(int n, int nr, int nt, const uint8_t *w, size_t ws, const uint8_t *x, size_t xs,
                                  float *y, size_t ldy) {
     packed_q8_0 xp[QCHUNK] __attribute__((aligned(64)));
@@ -455,28 +513,32 @@ VNNI static void gemm_q8_0_lanes(int n, int nr, int nt, const uint8_t *w, size_t
     float tmp[QTOK];
     for (int t = 0; t < nt; t += QTOK) {
         const int ntj = LC_MIN(QTOK, nt - t);
+        const int L = ntj <= 4 ? 4 : ntj <= 8 ? 8 : 16, R = QTOK / L, rows = 4 * R; /* rows per tile */
         for (int b0 = 0; b0 < nb; b0 += QCHUNK) {
             const int nbc = LC_MIN(QCHUNK, nb - b0);
-            pack_q8_0(xp, x + (size_t)t * xs, xs, ntj, b0, nbc);
-            for (int r = 0; r < nr; r += 4) {
-                const int ra = LC_MIN(4, nr - r);
-                const block_q8_0 *W[4];
+            pack_q8_0(xp, x + (size_t)t * xs, xs, L, ntj, b0, nbc);
+            for (int r = 0; r < nr; r += rows) {
+                const int rr = LC_MIN(rows, nr - r), ra = (rr + R - 1) / R;
+                const block_q8_0 *W[QTOK];
                 __m512 acc[4];
-                for (int a = 0; a < 4; a++) {
-                    W[a] = (const block_q8_0 *)(w + (size_t)LC_MIN(r + a, nr - 1) * ws) + b0;
+                for (int i = 0; i < rows; i++) W[i] = (const block_q8_0 *)(w + (size_t)LC_MIN(r + i, nr - 1) * ws) + b0;
+                for (int a = 0; a < ra; a++) {
                     acc[a] = _mm512_setzero_ps();
-                    if (b0 > 0 && a < ra) { /* a later chunk: the running sums continue from y, in block order */
-                        for (int j = 0; j < ntj; j++) tmp[j] = y[(size_t)(t + j) * ldy + r + a];
-                        acc[a] = _mm512_maskz_loadu_ps((__mmask16)((1u << ntj) - 1), tmp);
+                    if (b0 > 0) { /* a later chunk: the running sums continue from y, in block order */
+                        for (int l = 0; l < QTOK; l++) {
+                            const int j = l % L, i = a * R + l / L;
+                            tmp[l] = j < ntj && i < rr ? y[(size_t)(t + j) * ldy + r + i] : 0.0f;
+                        }
+                        acc[a] = _mm512_loadu_ps(tmp);
                     }
                 }
-                if (ra == 4)
-                    tile_q8_0_lanes(4, nbc, W, xp, acc);
-                else
-                    for (int a = 0; a < ra; a++) tile_q8_0_lanes(1, nbc, W + a, xp, acc + a);
+                tile_q8_0_group(L, ra, nbc, W, xp, acc);
                 for (int a = 0; a < ra; a++) {
                     _mm512_storeu_ps(tmp, acc[a]);
-                    for (int j = 0; j < ntj; j++) y[(size_t)(t + j) * ldy + r + a] = tmp[j];
+                    for (int l = 0; l < QTOK; l++) {
+                        const int j = l % L, i = a * R + l / L;
+                        if (j < ntj && i < rr) y[(size_t)(t + j) * ldy + r + i] = tmp[l];
+                    }
                 }
             }
         }
@@ -539,10 +601,11 @@ VNNI static void gemv_q8_0_vnni(int n, int nr, const uint8_t *w, size_t ws, cons
     }
 }
 
-/* A few tokens (2 to QFEW): the GEMV with each weight row read once for all of them. Per row and 8-block step the
+/* A few tokens (up to QFEW): the GEMV with each weight row read once for all of them. Per row and 8-block step the
 ** biased weights stay in registers and every token gets gemv_row_q8_0_vnni's exact block sums and in-order adds, so
-** each (row, token) is bit-identical to the GEMV. 16 token lanes (gemm_q8_0_lanes) would leave most lanes empty. */
-enum { QFEW = 6, FCHUNK = 512 }; /* tokens at most; blocks of x prepared at a time (4 KiB per token) */
+** each (row, token) is bit-identical to the GEMV. From 3 tokens on, the 4-token lanes (4 rows per zmm) are faster
+** (bench_kernels, Zen 4: 3 tokens 170 vs 140 GFLOP/s, 6 tokens 237 vs 120); for 2, this is (155 vs 125). */
+enum { QFEW = 2, FCHUNK = 512 }; /* tokens at most; blocks of x prepared at a time (4 KiB per token) */
 
 /* Rows [0, nr) against NT tokens (a constant, so the NT running sums stay in registers and their chains of
 ** in-order adds overlap). */
@@ -624,10 +687,6 @@ VNNI static void gemm_q8_0_few(int n, int nr, int nt, const uint8_t *w, size_t w
         const float(*dxc)[FCHUNK] = (const float(*)[FCHUNK])dx;
         switch (nt) {
         case 1: few_rows_q8_0(1, nbc, nr, b0 == 0, wc, ws, xb, xsc, dxc, y, ldy); break;
-        case 2: few_rows_q8_0(2, nbc, nr, b0 == 0, wc, ws, xb, xsc, dxc, y, ldy); break;
-        case 3: few_rows_q8_0(3, nbc, nr, b0 == 0, wc, ws, xb, xsc, dxc, y, ldy); break;
-        case 4: few_rows_q8_0(4, nbc, nr, b0 == 0, wc, ws, xb, xsc, dxc, y, ldy); break;
-        case 5: few_rows_q8_0(5, nbc, nr, b0 == 0, wc, ws, xb, xsc, dxc, y, ldy); break;
         default: few_rows_q8_0(QFEW, nbc, nr, b0 == 0, wc, ws, xb, xsc, dxc, y, ldy); break; /* nt == QFEW */
         }
     }
@@ -636,7 +695,7 @@ VNNI static void gemm_q8_0_few(int n, int nr, int nt, const uint8_t *w, size_t w
 VNNI static void gemm_q8_0_vnni(int n, int nr, int nt, const void *vw, size_t ws, const void *vx, size_t xs, float *y,
                                 size_t ldy) {
     if (nt == 1) return gemv_q8_0_vnni(n, nr, vw, ws, (const block_q8_0 *)vx, y);
-    /* groups of 16 tokens in lanes; a last group of a few tokens row by row */
+    /* groups of up to 16 tokens in lanes (4, 8 or 16 per row); a last 1 or 2 tokens row by row */
     const int nfull = nt % QTOK && nt % QTOK <= QFEW ? nt / QTOK * QTOK : nt;
     if (nfull) gemm_q8_0_lanes(n, nr, nfull, vw, ws, vx, xs, y, ldy);
     if (nfull < nt)
