@@ -4,7 +4,7 @@
 ** last-level cache, multiplied in turn, so W streams from DRAM as in generation; reported in GB/s of weights read,
 ** next to a plain multi-threaded read of the same bytes (the ceiling). GEMM (prefill): n_tok tokens against one
 ** matrix of 8192 rows, in GFLOP/s. Runs are short (the machine is shared): `bench_kernels [-t N] [-v VARIANT]
-** [-T TYPE] [-p N_TOK] [-s SECONDS] [-c] [-k N_IN]`; -c keeps one small matrix in cache to show the kernels'
+** [-T TYPE|peak] [-p N_TOK] [-s SECONDS] [-c] [-k N_IN]`; -T peak: only the FP32 FMA peak; -c keeps one small matrix in cache to show the kernels'
 ** compute speed, -k sets the row length (2048 as Q/K/V/O and FFN up, 8192 as FFN down).
 */
 #include "../src/kernels/kernels.h"
@@ -57,6 +57,48 @@ static void run_read(void *arg, int ith, int nth) { /* the bandwidth ceiling: su
         s = a + b + c + d;
     }
     j->sink[ith % 64] += (double)(s[0] + s[1]);
+}
+
+/* The FP32 peak the training figures are compared with: 12 independent chains of fused multiply-adds on the widest
+** vectors the CPU has (AVX-512 or AVX2+FMA; x86-64 only), per thread. */
+enum { PEAK_ITERS = 1 << 22, PEAK_CHAINS = 12 };
+static int peak_width; /* floats per FMA: 16, 8, or 0 (not measured) */
+#if defined(__x86_64__)
+#include <immintrin.h>
+__attribute__((target("avx512f"))) static float peak_avx512(float m) {
+    __m512 a[PEAK_CHAINS];
+    const __m512 vm = _mm512_set1_ps(m), vc = _mm512_set1_ps(1e-7f);
+    for (int c = 0; c < PEAK_CHAINS; c++) a[c] = _mm512_set1_ps((float)c);
+    for (int i = 0; i < PEAK_ITERS; i++)
+#pragma GCC unroll 12
+        for (int c = 0; c < PEAK_CHAINS; c++) a[c] = _mm512_fmadd_ps(a[c], vm, vc);
+    __m512 s = a[0];
+    for (int c = 1; c < PEAK_CHAINS; c++) s = _mm512_add_ps(s, a[c]);
+    return _mm512_reduce_add_ps(s);
+}
+__attribute__((target("avx2,fma"))) static float peak_avx2(float m) {
+    __m256 a[PEAK_CHAINS];
+    const __m256 vm = _mm256_set1_ps(m), vc = _mm256_set1_ps(1e-7f);
+    for (int c = 0; c < PEAK_CHAINS; c++) a[c] = _mm256_set1_ps((float)c);
+    for (int i = 0; i < PEAK_ITERS; i++)
+#pragma GCC unroll 12
+        for (int c = 0; c < PEAK_CHAINS; c++) a[c] = _mm256_fmadd_ps(a[c], vm, vc);
+    __m256 s = a[0];
+    for (int c = 1; c < PEAK_CHAINS; c++) s = _mm256_add_ps(s, a[c]);
+    float f[8];
+    _mm256_storeu_ps(f, s);
+    return f[0] + f[1] + f[2] + f[3] + f[4] + f[5] + f[6] + f[7];
+}
+#endif
+static void run_peak(void *arg, int ith, int nth) {
+    (void)nth;
+    job *j = arg;
+    float r = 0.0f;
+#if defined(__x86_64__)
+    if (peak_width == 16) r = peak_avx512(0.9999999f);
+    else if (peak_width == 8) r = peak_avx2(0.9999999f);
+#endif
+    j->sink[ith % 64] += (double)r;
 }
 
 /* With one thread, the thread's CPU time: on a shared machine it leaves out the time other jobs held the core. */
@@ -125,6 +167,18 @@ int main(int argc, char **argv) {
     const size_t stack_bytes = cached ? 0 : (size_t)384 << 20; /* well past any L3 here */
     printf("threads %d (%s time), default variant %s; GEMV: %d x %d matrices, %zu MiB stack; GEMM: %d tokens\n",
            n_threads, use_cpu_time ? "cpu" : "wall", lc_cpu_variant(), n_out, n_in, stack_bytes >> 20, n_tok);
+#if defined(__x86_64__)
+    __builtin_cpu_init();
+    peak_width = __builtin_cpu_supports("avx512f") ? 16 : __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? 8 : 0;
+#endif
+    if (peak_width && (!only_type || !strcmp(only_type, "peak"))) {
+        job j = {0};
+        j.pool = pool;
+        int reps;
+        const double t = time_runs(&j, run_peak, seconds, &reps);
+        const double flops = 2.0 * PEAK_CHAINS * peak_width * (double)PEAK_ITERS * n_threads;
+        printf("FP32 FMA peak (%d-wide)  %7.1f GFLOP/s  (%d threads)\n", peak_width, flops / t * 1e-9, n_threads);
+    }
     for (int ti = 0; ti < n_types; ti++) {
         const int t = types[ti];
         if (only_type && strcmp(only_type, lc_type_name(t))) continue;

@@ -58,6 +58,16 @@ QD_ATTR static inline void qd_hsum8(const __m256i v[8], int32_t *out) {
 #define QD_IDOT32V(v, x) qd_hsum(qd_mul_i8((__m256i)(v), _mm256_loadu_si256((const __m256i *)(x))))
 #include "qdot_impl.h"
 
+/* k holds the AVX2 table. Its own Q4_0, Q4_K and Q6_K kernels (8-row register tiles, paced prefetch) stay: on Zen 4
+** they beat this file's generic ones (bench_kernels -t 2 -p 64: Q4_0 GEMV 28.7 vs 13.0 GB/s, GEMM 285 vs 135
+** GFLOP/s; Q4_K 20.0 vs 10.9 GB/s, 265 vs 61; Q6_K GEMM 231 vs 102). */
 void lc__kernels_fill_avx512_quants(lc_kernels *k, const lc_cpu_features *cpu) {
-    if (cpu->avx512vnni) qd_fill(k);
+    if (!cpu->avx512vnni) return;
+    static const int keep[] = {LC_TYPE_Q4_0, LC_TYPE_Q4_K, LC_TYPE_Q6_K};
+    lc_vec_dot_fn vd[3];
+    lc_gemm_fn gm[3];
+    for (int i = 0; i < 3; i++) vd[i] = k->vec_dot[keep[i]], gm[i] = k->gemm[keep[i]];
+    qd_fill(k);
+    for (int i = 0; i < 3; i++)
+        if (vd[i] && gm[i]) k->vec_dot[keep[i]] = vd[i], k->gemm[keep[i]] = gm[i];
 }
