@@ -451,11 +451,11 @@ VNNI INLINE void tile_q8_0_lanes(const int L, const int RA, int nbc, const block
                 dw = _mm512_set1_ps(lc_fp16_lut(Wa[0][b].d));
             } else {
                 wlo = _mm512_inserti64x4(_mm512_castsi256_si512(load_qs(&Wa[0][b])), load_qs(&Wa[1][b]), 1);
-                __m128i dh = _mm_cvtsi32_si128((uint16_t)Wa[0][b].d | (int)Wa[1][b].d << 16);
+                __m128i dh = _mm_cvtsi32_si128((int)(Wa[0][b].d | (uint32_t)Wa[1][b].d << 16));
                 if (R == 4) {
                     whi = _mm512_inserti64x4(_mm512_castsi256_si512(load_qs(&Wa[2][b])), load_qs(&Wa[3][b]), 1);
                     whi = _mm512_xor_si512(whi, bias);
-                    dh = _mm_insert_epi32(dh, (uint16_t)Wa[2][b].d | (int)Wa[3][b].d << 16, 1);
+                    dh = _mm_insert_epi32(dh, (int)(Wa[2][b].d | (uint32_t)Wa[3][b].d << 16), 1);
                 }
                 /* the rows' scales (VCVTPH2PS is exact, as the table is) to lanes k*L + j */
                 dw = _mm512_permutexvar_ps(krow, _mm512_castps128_ps512(_mm_cvtph_ps(dh)));
