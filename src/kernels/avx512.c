@@ -695,7 +695,7 @@ VNNI static void gemm_q8_0_few(int n, int nr, int nt, const uint8_t *w, size_t w
 VNNI static void gemm_q8_0_vnni(int n, int nr, int nt, const void *vw, size_t ws, const void *vx, size_t xs, float *y,
                                 size_t ldy) {
     if (nt == 1) return gemv_q8_0_vnni(n, nr, vw, ws, (const block_q8_0 *)vx, y);
-    /* groups of up to 16 tokens in lanes (4, 8 or 16 per row); a last 1 or 2 tokens row by row */
+    /* groups of up to 16 tokens in lanes (4, 8 or 16 tokens per group); a last 1 or 2 tokens row by row */
     const int nfull = nt % QTOK && nt % QTOK <= QFEW ? nt / QTOK * QTOK : nt;
     if (nfull) gemm_q8_0_lanes(n, nr, nfull, vw, ws, vx, xs, y, ldy);
     if (nfull < nt)
