@@ -55,13 +55,13 @@ for line in open(path):
     eng, _, obj = line.partition(" ")
     runs[eng].append(json.loads(obj))
 def med(eng, key):
-    vals = [r[key] for r in runs[eng] if key in r]
+    vals = [r[key] for r in runs[eng] if r.get(key) is not None]
     return statistics.median(vals) if vals else float("nan")
 res = {"model": model, "pairs": len(runs["llamac"])}
 for k in ("pp_tps", "tg_tps"):
     a, b = med("llamac", k), med("llama.cpp", k)
     res[k] = {"llamac": a, "llama.cpp": b, "ratio": a / b if b else float("nan"),
-              "llamac_runs": [r[k] for r in runs["llamac"]], "llama.cpp_runs": [r[k] for r in runs["llama.cpp"]]}
+              "llamac_runs": [r.get(k) for r in runs["llamac"]], "llama.cpp_runs": [r.get(k) for r in runs["llama.cpp"]]}
 first = runs["llamac"][0] if runs["llamac"] else {}
 oc = runs["llama.cpp"][0] if runs["llama.cpp"] else {}
 res["threads"] = first.get("threads")
@@ -75,5 +75,7 @@ else:
     print(f"{'test':<8}{'llamac t/s':>14}{'llama.cpp t/s':>16}{'ratio':>9}")
     for k, name in (("pp_tps", f"pp{oc.get('n_prompt', '')}"), ("tg_tps", f"tg{oc.get('n_gen', '')}")):
         r = res[k]
+        if r["llamac"] != r["llamac"]:  # NaN: this test was skipped (-p 0 or -n 0)
+            continue
         print(f"{name:<8}{r['llamac']:>14.2f}{r['llama.cpp']:>16.2f}{r['ratio']:>8.3f}x")
 PY
