@@ -17,14 +17,16 @@ LIB_SRC := $(sort $(wildcard src/*/*.c))
 ifeq ($(ARCH),x86_64)
   LIB_SRC := $(filter-out src/kernels/neon%.c,$(LIB_SRC))
 else ifeq ($(ARCH),aarch64)
-  LIB_SRC := $(filter-out src/kernels/avx2%.c src/kernels/avx512%.c,$(LIB_SRC))
+  LIB_SRC := $(filter-out src/kernels/avx2%.c src/kernels/avx512%.c src/kernels/amx.c,$(LIB_SRC))
 else
-  LIB_SRC := $(filter-out src/kernels/neon%.c src/kernels/avx2%.c src/kernels/avx512%.c,$(LIB_SRC))
+  LIB_SRC := $(filter-out src/kernels/neon%.c src/kernels/avx2%.c src/kernels/avx512%.c src/kernels/amx.c,$(LIB_SRC))
 endif
 FLAGS_avx2   := -mavx2 -mfma -mf16c
 # VNNI and BF16 are optional at run time: avx512.c enables them per function (target attributes), so the rest of
 # the file never carries their instructions onto CPUs without them.
 FLAGS_avx512 := -mavx2 -mfma -mf16c -mavx512f -mavx512bw -mavx512vl -mavx512dq
+# amx.c runs only on CPUs with AMX (Sapphire Rapids on), which all have VNNI
+FLAGS_amx    := $(FLAGS_avx512) -mavx512vnni -mamx-tile -mamx-int8
 FLAGS_neon   := -march=armv8.2-a+fp16+dotprod
 
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
@@ -51,6 +53,7 @@ $(BUILD)/libllamac.a: $(LIB_OBJ)
 $(BUILD)/src/kernels/avx2.o $(BUILD)/src/kernels/avx2_%.o: EXTRA_ISA := $(FLAGS_avx2)
 $(BUILD)/src/kernels/avx512.o $(BUILD)/src/kernels/avx512_%.o: EXTRA_ISA := $(FLAGS_avx512)
 $(BUILD)/src/kernels/neon.o $(BUILD)/src/kernels/neon_%.o: EXTRA_ISA := $(FLAGS_neon)
+$(BUILD)/src/kernels/amx.o: EXTRA_ISA := $(FLAGS_amx)
 # the quantized types' kernels (qdot_impl.h) rely on the vectoriser for their unpacking loops
 $(BUILD)/src/kernels/avx2_quants.o $(BUILD)/src/kernels/avx512_quants.o $(BUILD)/src/kernels/neon_quants.o: EXTRA_ISA += -O3
 

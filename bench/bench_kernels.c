@@ -144,7 +144,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "-k") && i + 1 < argc) n_in_opt = atoi(argv[++i]);
         else {
             fprintf(stderr,
-                    "usage: %s [-t N] [-v ref|avx2|avx512|neon] [-T TYPE] [-p N_TOK] [-s SEC] [-c]"
+                    "usage: %s [-t N] [-v ref|avx2|avx512|amx|neon] [-T TYPE] [-p N_TOK] [-s SEC] [-c]"
                     " [-k N_IN]\n",
                     argv[0]);
             return 2;
@@ -156,7 +156,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "cannot start %d threads\n", n_threads);
         return 1;
     }
-    const char *variants[] = {"ref", "avx2", "avx512", "neon"};
+    const char *variants[] = {"ref", "avx2", "avx512", "amx", "neon"};
     const int types[] = {LC_TYPE_F32,  LC_TYPE_F16,  LC_TYPE_BF16,   LC_TYPE_Q8_0, LC_TYPE_Q4_0, LC_TYPE_Q4_1,
                          LC_TYPE_Q5_0, LC_TYPE_Q5_1, LC_TYPE_IQ4_NL, LC_TYPE_Q2_K, LC_TYPE_Q3_K, LC_TYPE_Q4_K,
                          LC_TYPE_Q5_K, LC_TYPE_Q6_K, LC_TYPE_IQ4_XS};

@@ -14,8 +14,8 @@
 
 #include <stdint.h>
 
-static const char *const variant_names[] = {"ref", "avx2", "avx512", "neon"};
-enum { N_VARIANTS = 4 };
+static const char *const variant_names[] = {"ref", "avx2", "avx512", "amx", "neon"};
+enum { N_VARIANTS = 5 };
 static bool quick;
 
 /* ---- helpers ---- */

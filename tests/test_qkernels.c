@@ -20,7 +20,7 @@
 static const int k_types[] = {LC_TYPE_Q4_0, LC_TYPE_Q4_1, LC_TYPE_Q5_0, LC_TYPE_Q5_1, LC_TYPE_IQ4_NL, LC_TYPE_Q2_K,
                               LC_TYPE_Q3_K, LC_TYPE_Q4_K, LC_TYPE_Q5_K, LC_TYPE_Q6_K, LC_TYPE_IQ4_XS};
 #define N_TYPES (int)(sizeof k_types / sizeof *k_types)
-static const char *const k_variants[] = {"ref", "avx2", "avx512", "neon"};
+static const char *const k_variants[] = {"ref", "avx2", "avx512", "amx", "neon"};
 
 static bool quick(void) {
     const char *q = getenv("LLAMAC_QUICK");

@@ -93,6 +93,8 @@ typedef struct lc_cpu_features {
     bool avx2, fma, f16c, avx512f, avx512bw, avx512vl, avx512vnni, avx512bf16, avxvnni, neon, dotprod;
     bool avx512dq;  /* the avx512 kernels are compiled with -mavx512dq */
     bool neon_fp16; /* FEAT_FP16 (fphp + asimdhp): the neon kernels are compiled with +fp16 */
+    bool amx_tile, amx_int8; /* the CPU has them and the OS saves the tile state (the process still has to ask
+                             ** Linux for it: lc__amx_enable) */
 } lc_cpu_features;
 const lc_cpu_features *lc__cpu(void);
 

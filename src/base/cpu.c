@@ -38,6 +38,11 @@ static void detect(lc_cpu_features *f) {
     __cpuid_count(7, 0, a, b, c, d);
     const unsigned max_sub7 = a;
     f->avx2 = (b >> 5) & 1;
+    /* AMX: the tile instructions (EDX bits 24, 25) and XCR0 bits 17-18 (TILECFG, TILEDATA state) */
+    if (os_avx512 && (xcr & 0x60000) == 0x60000) {
+        f->amx_tile = (d >> 24) & 1;
+        f->amx_int8 = (d >> 25) & 1;
+    }
     if (os_avx512) {
         f->avx512f = (b >> 16) & 1;
         f->avx512dq = (b >> 17) & 1;

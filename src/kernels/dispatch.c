@@ -1,5 +1,5 @@
 /* dispatch.c - picks the kernel variant once (pthread_once) from lc__cpu(): the best this CPU runs, unless
-** LLAMAC_CPU=ref|avx2|avx512|neon asks for another (one the CPU cannot run falls back to the best, with a warning).
+** LLAMAC_CPU=ref|avx2|avx512|amx|neon asks for another (one the CPU cannot run falls back to the best, with a warning).
 ** An ISA's fill function is called only when the CPU reports that ISA: its code is compiled with -m flags the rest
 ** of the library is not, and even filling a table may use its instructions.
 */
@@ -11,8 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { V_REF, V_AVX2, V_AVX512, V_NEON, V_COUNT };
-static const char *const variant_names[V_COUNT] = {"ref", "avx2", "avx512", "neon"};
+enum { V_REF, V_AVX2, V_AVX512, V_AMX, V_NEON, V_COUNT };
+static const char *const variant_names[V_COUNT] = {"ref", "avx2", "avx512", "amx", "neon"};
 
 static lc_kernels tables[V_COUNT];
 static bool available[V_COUNT];
@@ -47,6 +47,12 @@ static void fill_tables(void) {
         lc__kernels_fill_avx512(&tables[V_AVX512], f);
         available[V_AVX512] = true;
     }
+    if (available[V_AVX512] && f->avx512vnni && f->amx_tile && f->amx_int8 && lc__amx_enable()) {
+        tables[V_AMX] = tables[V_AVX512];
+        tables[V_AMX].name = variant_names[V_AMX];
+        lc__kernels_fill_amx(&tables[V_AMX]);
+        available[V_AMX] = true;
+    }
 #elif defined(__aarch64__)
     if (f->neon && f->neon_fp16 && f->dotprod) {
         tables[V_NEON] = tables[V_REF];
@@ -68,7 +74,7 @@ static void fill_tables(void) {
         else
             LC_WARN("LLAMAC_CPU=%s: %s; using %s", want,
                     v < V_COUNT ? "this CPU or build cannot run that kernel variant"
-                                : "unknown variant (ref, avx2, avx512, neon)",
+                                : "unknown variant (ref, avx2, avx512, amx, neon)",
                     variant_names[best]);
     }
 }

@@ -4,7 +4,7 @@
 ** exactly as GGML does so results stay comparable with llama.cpp: F32 -> F32, F16 -> F16, BF16 -> BF16,
 ** Q8_0/Q4_0/Q4_1/Q5_x/IQ4_NL -> Q8_0 (Q8_1 for Q4_1/Q5_1), K-quants/IQ4_XS -> Q8_K.
 ** ref.c (plain C) is the specification and the test oracle; avx2.c, avx512.c and neon.c are compiled with their
-** own flags and picked once at start-up by dispatch.c from the CPU's features. LLAMAC_CPU=ref|avx2|avx512|neon
+** own flags and picked once at start-up by dispatch.c from the CPU's features. LLAMAC_CPU=ref|avx2|avx512|amx|neon
 ** forces a variant (an unsupported request falls back to the best available, with a warning).
 **
 ** Numerical contract (tests/test_kernels.c checks it):
@@ -41,7 +41,7 @@ typedef void (*lc_gemm_fn)(int n, int nr, int nt, const void *w, size_t w_stride
 typedef void (*lc_vec_mad_fn)(int n, float *y, const void *x, float a);
 
 typedef struct lc_kernels {
-    const char *name; /* "ref", "avx2", "avx512", "neon" */
+    const char *name; /* "ref", "avx2", "avx512", "amx", "neon" */
     lc_vec_dot_fn vec_dot[LC_TYPE_COUNT];      /* NULL: type not supported */
     lc_from_float_fn from_float[LC_TYPE_COUNT]; /* indexed by the vec-dot type */
     lc_gemm_fn gemm[LC_TYPE_COUNT];             /* indexed by weight type; NULL: matmul loops over vec_dot */
@@ -81,6 +81,10 @@ void lc__kernels_fill_ref(lc_kernels *k);
 void lc__kernels_fill_avx2(lc_kernels *k);
 void lc__kernels_fill_avx512(lc_kernels *k, const lc_cpu_features *cpu);
 void lc__kernels_fill_neon(lc_kernels *k);
+/* amx.c: asks Linux for the tile data state (once per process; false when refused), then the Q8_0 GEMM on tiles
+** over a copy of the avx512 table (which must have the VNNI Q8_0 kernels: they run what the tiles do not). */
+bool lc__amx_enable(void);
+void lc__kernels_fill_amx(lc_kernels *k);
 /* The 4/5-bit, K-quant and IQ4 types (qdot_impl.h compiled per ISA: avx2_quants.c, avx512_quants.c,
 ** neon_quants.c), called at the end of the fill function above them. */
 void lc__kernels_fill_avx2_quants(lc_kernels *k);

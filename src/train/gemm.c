@@ -131,7 +131,7 @@ bool tr_gemm_select(tr_gemm_impl *g, const char *variant) {
     if (!strcmp(v, "ref")) return true;
 #ifdef TR_X86
     const lc_cpu_features *cpu = lc__cpu();
-    if (!strcmp(v, "avx512") && cpu->avx512f && cpu->fma) {
+    if ((!strcmp(v, "avx512") || !strcmp(v, "amx")) && cpu->avx512f && cpu->fma) { /* amx: avx512 + Q8_0 tiles */
         g->nr = 32;
         g->kernel = (void *)ukr_avx512;
         g->vexp = vexp_avx512;

@@ -1,0 +1,205 @@
+/* amx.c - the "amx" kernel variant: the avx512 table with the Q8_0 prefill GEMM on AMX-INT8 tiles (Intel Xeon
+** from Sapphire Rapids on). Built with the avx512 flags plus -mavx512vnni -mamx-tile -mamx-int8; dispatch.c offers
+** the variant only when CPUID reports AMX-TILE and AMX-INT8, XCR0 has the tile state and Linux grants this process
+** the tile data state (arch_prctl ARCH_REQ_XCOMP_PERM, see lc__amx_enable).
+**
+** One TDPBSSD per Q8_0 block: C[j][i] = sum over the block's 32 quants of x_j * w_i, for 16 weight rows i and up to
+** 16 tokens j, exactly in int32 (the same integer the GEMV forms). Each block has its own scales, so every block's
+** tile is stored, converted and added to the f32 sums as (float)C * (d_w * d_x), block after block in order: the
+** same operations in the same order as the VNNI GEMV, hence bit-identical to it and to ref.c (kernels.h).
+** A: the tokens' quants straight from xq (16 rows, 32 bytes, xq's row stride). B: the weights transposed to the
+** tiles' layout (B[g][4i + c] = byte 4g + c of row i), packed once per 16 rows and K chunk and reused by every
+** 16-token group. Tokens fill the C rows, so each token's 16 outputs are one contiguous store.
+** What the tiles do not cover (decode and very small batches, the last rows of a panel that are not a multiple of
+** 16) runs the avx512 VNNI kernels, which give the same bits.
+*/
+#include "kernels.h"
+
+#include <immintrin.h>
+
+#if defined(__linux__)
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
+
+#define INLINE static inline __attribute__((always_inline))
+
+/* The tile instructions, with memory clobbers (the compiler must not move xq, wp or C buffer accesses across
+** them). Registers: tmm0-1 C, tmm2-3 A (tokens), tmm4-5 B (weights). */
+#define TILE_LOAD(t, base, stride) \
+    __asm__ volatile("tileloadd (%0,%1,1), %%tmm" #t ::"r"((const void *)(base)), "r"((long)(stride)) : "memory")
+#define TILE_STORE(t, base, stride) \
+    __asm__ volatile("tilestored %%tmm" #t ", (%0,%1,1)" ::"r"((void *)(base)), "r"((long)(stride)) : "memory")
+#define TILE_ZERO(t) __asm__ volatile("tilezero %%tmm" #t ::)
+#define TILE_DPBSSD(c, a, b) __asm__ volatile("tdpbssd %%tmm" #b ", %%tmm" #a ", %%tmm" #c ::)
+
+typedef struct {
+    uint8_t palette, start_row, reserved[14];
+    uint16_t colsb[16];
+    uint8_t rows[16];
+} tile_config;
+
+/* Tiles for m token rows (1..16): C m x 16 int32, A m x 32 bytes, B 8 x 64 bytes. */
+static void tile_configure(int m) {
+    tile_config c;
+    memset(&c, 0, sizeof c);
+    c.palette = 1;
+    for (int t = 0; t < 2; t++) c.rows[t] = (uint8_t)m, c.colsb[t] = 64;
+    for (int t = 2; t < 4; t++) c.rows[t] = (uint8_t)m, c.colsb[t] = QK8_0;
+    for (int t = 4; t < 6; t++) c.rows[t] = QK8_0 / 4, c.colsb[t] = 64;
+    __asm__ volatile("ldtilecfg %0" ::"m"(c) : "memory");
+}
+
+static void tile_release(void) { __asm__ volatile("tilerelease" ::: "memory"); }
+
+enum {
+    TR = 16,  /* weight rows per tile (C columns) */
+    KC = 32,  /* blocks per K chunk: the packed weights are 18 KiB */
+    TS = 256, /* tokens whose scales are converted at a time (32 KiB) and that share one weight packing */
+    MIN_TOK = 4, /* fewer tokens run the VNNI kernels (bench_kernels: 2 tokens are faster there) */
+};
+
+typedef struct {
+    int32_t q[QK8_0 / 4][TR]; /* B tile: dword g of row i (its quants 4g..4g+3) at q[g][i] */
+    float d[TR];              /* the rows' scales */
+} packed_w;
+
+/* Rows w[0..16) (ws bytes apart), blocks [b0, b0 + nbc) -> wp. A 16 x 8 dword transpose per block: the classic 8 x 8
+** (unpack 32, unpack 64, swap 128-bit halves) on rows 0-7 and 8-15 at once, one in each 256-bit half. */
+static void pack_weights(packed_w *wp, const uint8_t *w, size_t ws, int b0, int nbc) {
+    const __m512i lo = _mm512_setr_epi64(0, 1, 8, 9, 4, 5, 12, 13), hi = _mm512_setr_epi64(2, 3, 10, 11, 6, 7, 14, 15);
+    for (int b = 0; b < nbc; b++) {
+        const uint8_t *blk = w + (size_t)(b0 + b) * sizeof(block_q8_0);
+        __m512i z[8], t[8], u[8];
+        for (int p = 0; p < 8; p++) {
+            const __m256i r0 = _mm256_loadu_si256((const __m256i *)(blk + (size_t)p * ws + 2));
+            const __m256i r1 = _mm256_loadu_si256((const __m256i *)(blk + (size_t)(p + 8) * ws + 2));
+            z[p] = _mm512_inserti64x4(_mm512_castsi256_si512(r0), r1, 1);
+        }
+        for (int p = 0; p < 8; p += 2) {
+            t[p] = _mm512_unpacklo_epi32(z[p], z[p + 1]);
+            t[p + 1] = _mm512_unpackhi_epi32(z[p], z[p + 1]);
+        }
+        for (int h = 0; h < 8; h += 4) {
+            u[h] = _mm512_unpacklo_epi64(t[h], t[h + 2]);
+            u[h + 1] = _mm512_unpackhi_epi64(t[h], t[h + 2]);
+            u[h + 2] = _mm512_unpacklo_epi64(t[h + 1], t[h + 3]);
+            u[h + 3] = _mm512_unpackhi_epi64(t[h + 1], t[h + 3]);
+        }
+        for (int g = 0; g < 4; g++) {
+            _mm512_store_si512(wp[b].q[g], _mm512_permutex2var_epi64(u[g], lo, u[g + 4]));
+            _mm512_store_si512(wp[b].q[g + 4], _mm512_permutex2var_epi64(u[g], hi, u[g + 4]));
+        }
+        uint16_t dh[TR];
+        for (int i = 0; i < TR; i++) memcpy(&dh[i], blk + (size_t)i * ws, 2);
+        _mm512_store_ps(wp[b].d, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)dh)));
+    }
+}
+
+/* Block b's tile: C = tokens' quants x the packed weights, stored to c. */
+#define TILE_BLOCK(tc, ta, tb, xb, xs, wq, c) \
+    do {                                     \
+        TILE_LOAD(ta, xb, xs);               \
+        TILE_LOAD(tb, wq, 64);               \
+        TILE_ZERO(tc);                       \
+        TILE_DPBSSD(tc, ta, tb);             \
+        TILE_STORE(tc, c, 64);               \
+    } while (0)
+
+/* acc[j] += (float)c[j] * (d_w * d_x[j]) for tokens j < M: one block's products, added in block order. */
+INLINE void add_block(const int M, __m512 *acc, const int32_t (*c)[TR], const float *dw, const float *dx) {
+    const __m512 w = _mm512_load_ps(dw);
+#pragma GCC unroll 16
+    for (int j = 0; j < TR; j++)
+        if (j < M) {
+            const __m512 d = _mm512_mul_ps(w, _mm512_set1_ps(dx[j * KC]));
+            acc[j] = _mm512_add_ps(acc[j], _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_load_si512(c[j])), d));
+        }
+}
+
+/* y[j*ldy + i] (+)= the 16 rows of wp against tokens j < M over blocks [0, nbc); x: token 0's first block's quants,
+** xs bytes from token to token; dx[j*KC + b]: token j's scale of block b. first: start the sums at 0, else continue
+** from y (a later K chunk). M is a constant in the 16-token case, so the sums stay in registers.
+** Software-pipelined: the tiles of blocks b + 2 and b + 3 are computed and stored before blocks b and b + 1 are
+** read back, so the vector loads do not wait on the tile stores. */
+INLINE void tile_tokens(const int M, int nbc, const uint8_t *x, size_t xs, const packed_w *wp, const float *dx,
+                        float *y, size_t ldy, int first) {
+    int32_t c[4][TR][TR] __attribute__((aligned(64))); /* four blocks' C tiles in flight */
+    __m512 acc[TR];
+    const size_t bs = sizeof(block_q8_0);
+#pragma GCC unroll 16
+    for (int j = 0; j < TR; j++)
+        acc[j] = j < M && !first ? _mm512_loadu_ps(y + (size_t)j * ldy) : _mm512_setzero_ps();
+    TILE_BLOCK(0, 2, 4, x, xs, wp[0].q, c[0]);
+    if (nbc > 1) TILE_BLOCK(1, 3, 5, x + bs, xs, wp[1].q, c[1]);
+    int b = 0;
+    for (; b + 4 <= nbc; b += 2) {
+        const int s = b & 2; /* c slots of blocks b, b + 1; blocks b + 2, b + 3 go to the other two */
+        TILE_BLOCK(0, 2, 4, x + (size_t)(b + 2) * bs, xs, wp[b + 2].q, c[s ^ 2]);
+        TILE_BLOCK(1, 3, 5, x + (size_t)(b + 3) * bs, xs, wp[b + 3].q, c[(s ^ 2) + 1]);
+        add_block(M, acc, (const int32_t(*)[TR])c[s], wp[b].d, dx + b);
+        add_block(M, acc, (const int32_t(*)[TR])c[s + 1], wp[b + 1].d, dx + b + 1);
+    }
+    /* 1 to 3 blocks left; blocks b and b + 1 (those that exist) are already in c */
+    const int s = b & 2;
+    if (nbc - b == 3) TILE_BLOCK(0, 2, 4, x + (size_t)(b + 2) * bs, xs, wp[b + 2].q, c[s ^ 2]);
+    add_block(M, acc, (const int32_t(*)[TR])c[s], wp[b].d, dx + b);
+    if (b + 1 < nbc) add_block(M, acc, (const int32_t(*)[TR])c[s + 1], wp[b + 1].d, dx + b + 1);
+    if (b + 2 < nbc) add_block(M, acc, (const int32_t(*)[TR])c[s ^ 2], wp[b + 2].d, dx + b + 2);
+#pragma GCC unroll 16
+    for (int j = 0; j < TR; j++)
+        if (j < M) _mm512_storeu_ps(y + (size_t)j * ldy, acc[j]);
+}
+
+static lc_gemm_fn vnni_q8_0; /* the avx512 table's Q8_0 kernels */
+
+static void gemm_q8_0_amx(int n, int nr, int nt, const void *vw, size_t ws, const void *vx, size_t xs, float *y,
+                          size_t ldy) {
+    const uint8_t *w = vw, *x = vx;
+    const int nr16 = nr / TR * TR;
+    if (nt < MIN_TOK || nr16 == 0) return vnni_q8_0(n, nr, nt, vw, ws, vx, xs, y, ldy);
+    if (nr16 < nr) vnni_q8_0(n, nr - nr16, nt, w + (size_t)nr16 * ws, ws, vx, xs, y + nr16, ldy);
+    packed_w wp[KC] __attribute__((aligned(64)));
+    float dx[TS * KC];
+    const int nb = n / QK8_0;
+    int m_configured = 0;
+    for (int b0 = 0; b0 < nb; b0 += KC) {
+        const int nbc = LC_MIN(KC, nb - b0);
+        for (int t0 = 0; t0 < nt; t0 += TS) {
+            const int ntc = LC_MIN(TS, nt - t0);
+            for (int j = 0; j < ntc; j++) {
+                const block_q8_0 *xr = (const block_q8_0 *)(x + (size_t)(t0 + j) * xs) + b0;
+                for (int b = 0; b < nbc; b++) dx[j * KC + b] = lc_fp16_lut(xr[b].d);
+            }
+            for (int r = 0; r < nr16; r += TR) {
+                pack_weights(wp, w + (size_t)r * ws, ws, b0, nbc);
+                for (int t = t0; t < t0 + ntc; t += TR) {
+                    const int m = LC_MIN(TR, t0 + ntc - t);
+                    if (m != m_configured) tile_configure(m), m_configured = m;
+                    const uint8_t *xt = x + (size_t)t * xs + (size_t)b0 * sizeof(block_q8_0) + 2;
+                    float *yt = y + (size_t)t * ldy + r;
+                    const float *dxt = dx + (t - t0) * KC;
+                    if (m == TR)
+                        tile_tokens(TR, nbc, xt, xs, wp, dxt, yt, ldy, b0 == 0);
+                    else
+                        tile_tokens(m, nbc, xt, xs, wp, dxt, yt, ldy, b0 == 0);
+                }
+            }
+        }
+    }
+    tile_release();
+}
+
+bool lc__amx_enable(void) {
+#if defined(__linux__) && defined(SYS_arch_prctl)
+    enum { ARCH_REQ_XCOMP_PERM_ = 0x1023, XFEATURE_XTILEDATA = 18 };
+    return syscall(SYS_arch_prctl, ARCH_REQ_XCOMP_PERM_, XFEATURE_XTILEDATA) == 0;
+#else
+    return false;
+#endif
+}
+
+void lc__kernels_fill_amx(lc_kernels *k) {
+    vnni_q8_0 = k->gemm[LC_TYPE_Q8_0];
+    k->gemm[LC_TYPE_Q8_0] = gemm_q8_0_amx;
+}
