@@ -102,7 +102,8 @@ static void embed_rows(lc_context *c, int ith, int nth) {
     }
 }
 
-/* Attention for (batch row, head) pairs split across threads; writes att_out. */
+/* Attention for (batch row, head) pairs dealt round-robin to threads (with the causal mask a batch's later rows
+** see more cells, so contiguous ranges would leave the first thread idle at the barrier); writes att_out. */
 static void attention(fwd_state *st, int il, int ith, int nth) {
     lc_context *c = st->c;
     const lc_hparams *hp = &c->model->hp;
@@ -115,16 +116,15 @@ static void attention(fwd_state *st, int il, int ith, int nth) {
     const uint8_t *K = c->k_cache[il], *V = c->v_cache[il];
     float *att = c->att + (size_t)ith * (c->p.n_ctx + 16);
     lc_fp16 *qh = (lc_fp16 *)((uint8_t *)c->qconv + (size_t)ith * (hd * 4 + 64));
+    const lc_from_float_fn to_f16 = st->kern->from_float[LC_TYPE_F16];
     const uint32_t n_cells = c->n_used_hi;
-    int p0, p1;
-    split(c->b_n * n_head, ith, nth, &p0, &p1);
-    for (int pi = p0; pi < p1; pi++) {
+    for (int pi = ith; pi < c->b_n * n_head; pi += nth) {
         const int i = pi / n_head, h = pi % n_head, kvh = h / group;
         const int32_t seq = c->b_seq[i], pos = c->b_pos[i];
         const float *q = c->q + (size_t)i * n_q + (size_t)h * hd;
         const void *qv = q;
         if (f16) {
-            for (int d = 0; d < hd; d++) qh[d] = lc_fp32_to_fp16(q[d]);
+            to_f16(q, qh, hd);
             qv = qh;
         }
         float mx = -INFINITY;
@@ -153,11 +153,23 @@ static void attention(fwd_state *st, int il, int ith, int nth) {
         const float inv = (float)(1.0 / sum);
         float *out = c->att_out + (size_t)i * n_q + (size_t)h * hd;
         for (int d = 0; d < hd; d++) out[d] = 0.0f;
-        for (uint32_t j = 0; j < n_cells; j++) {
-            if (att[j] == 0.0f) continue;
-            float w = att[j] * inv;
-            if (f16) w = lc_fp16_lut(lc_fp32_to_fp16(w));
-            mad(hd, out, V + ((size_t)j * n_kv + (size_t)kvh * hd) * c->kv_elt, w);
+        /* the weights att[j] * inv, rounded to fp16 for an F16 cache (as llama.cpp converts them for its f16 dot);
+        ** a cell whose exponential is 0 adds nothing */
+        enum { WCHUNK = 256 };
+        float wf[WCHUNK];
+        lc_fp16 wh[WCHUNK];
+        for (uint32_t j0 = 0; j0 < n_cells; j0 += WCHUNK) {
+            const int nj = (int)LC_MIN((uint32_t)WCHUNK, n_cells - j0);
+            for (int k = 0; k < nj; k++) wf[k] = att[j0 + k] * inv;
+            if (f16) {
+                to_f16(wf, wh, nj);
+                for (int k = 0; k < nj; k++) wf[k] = lc_fp16_lut(wh[k]);
+            }
+            for (int k = 0; k < nj; k++) {
+                const uint32_t j = j0 + (uint32_t)k;
+                if (att[j] == 0.0f) continue;
+                mad(hd, out, V + ((size_t)j * n_kv + (size_t)kvh * hd) * c->kv_elt, wf[k]);
+            }
         }
     }
 }
