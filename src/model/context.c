@@ -107,9 +107,10 @@ int lc_context_new(lc_model *m, const lc_context_params *params, lc_context **ou
     c->att_out = falloc(nb * n_q, &ok);
     c->hb = falloc(nb * n_ff, &ok);
     c->hb2 = falloc(nb * n_ff, &ok);
-    c->att = falloc((size_t)p.n_threads * (n_ctx + 16), &ok);
+    const size_t group = hp->n_head / hp->n_head_kv; /* attention scores of a KV head's query heads, per thread */
+    c->att = falloc((size_t)p.n_threads * group * (n_ctx + 16), &ok);
     c->rope_cs = falloc(nb * hp->n_rot, &ok);
-    c->qconv = lc__aligned_alloc((size_t)p.n_threads * (hp->head_dim * 4 + 64));
+    c->qconv = lc__aligned_alloc((size_t)p.n_threads * (group * hp->head_dim * 4 + 64));
     c->cell_of = lc__malloc(nb * sizeof(int32_t));
     c->out_rows = lc__malloc(nb * sizeof(int32_t));
     c->out_idx = lc__malloc(nb * sizeof(int32_t));

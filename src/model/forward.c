@@ -102,73 +102,91 @@ static void embed_rows(lc_context *c, int ith, int nth) {
     }
 }
 
-/* Attention for (batch row, head) pairs dealt round-robin to threads (with the causal mask a batch's later rows
-** see more cells, so contiguous ranges would leave the first thread idle at the barrier); writes att_out. */
+/* Attention for (batch row, KV head) pairs dealt round-robin to threads (with the causal mask a batch's later rows
+** see more cells, so contiguous ranges would leave the first thread idle at the barrier); writes att_out.
+** The KV head's `group` query heads are scored together: one GEMM of their queries against the cache's K rows
+** (the kernels' contract makes each score bit-identical to vec_dot), then per head the masked softmax and the
+** weighted sum of V rows, cell by cell in order. */
 static void attention(fwd_state *st, int il, int ith, int nth) {
     lc_context *c = st->c;
     const lc_hparams *hp = &c->model->hp;
-    const int hd = (int)hp->head_dim, n_head = (int)hp->n_head, group = (int)(hp->n_head / hp->n_head_kv);
+    const int hd = (int)hp->head_dim, n_head_kv = (int)hp->n_head_kv, group = (int)(hp->n_head / hp->n_head_kv);
     const size_t n_q = (size_t)hp->n_head * hd, n_kv = (size_t)hp->n_head_kv * hd;
     const float scale = 1.0f / sqrtf((float)hd);
     const bool f16 = c->p.kv_type == LC_TYPE_F16;
-    const lc_vec_dot_fn dot = st->kern->vec_dot[f16 ? LC_TYPE_F16 : LC_TYPE_F32];
-    const lc_vec_mad_fn mad = st->kern->vec_mad[f16 ? LC_TYPE_F16 : LC_TYPE_F32]; /* out += w * V row */
-    const uint8_t *K = c->k_cache[il], *V = c->v_cache[il];
-    float *att = c->att + (size_t)ith * (c->p.n_ctx + 16);
-    lc_fp16 *qh = (lc_fp16 *)((uint8_t *)c->qconv + (size_t)ith * (hd * 4 + 64));
+    const int kt = f16 ? LC_TYPE_F16 : LC_TYPE_F32;
+    const lc_vec_dot_fn dot = st->kern->vec_dot[kt];
+    const lc_gemm_fn gemm = st->kern->gemm[kt];
+    const lc_vec_mad_fn mad = st->kern->vec_mad[kt]; /* out += w * V row */
     const lc_from_float_fn to_f16 = st->kern->from_float[LC_TYPE_F16];
+    const uint8_t *K = c->k_cache[il], *V = c->v_cache[il];
+    const size_t ld = (size_t)c->p.n_ctx + 16; /* one head's scores */
+    float *att = c->att + (size_t)ith * group * ld;
+    lc_fp16 *qh = (lc_fp16 *)((uint8_t *)c->qconv + (size_t)ith * (group * hd * 4 + 64));
+    const size_t krow = n_kv * c->kv_elt; /* bytes from cell to cell */
     const uint32_t n_cells = c->n_used_hi;
-    for (int pi = ith; pi < c->b_n * n_head; pi += nth) {
-        const int i = pi / n_head, h = pi % n_head, kvh = h / group;
+    for (int pi = ith; pi < c->b_n * n_head_kv; pi += nth) {
+        const int i = pi / n_head_kv, kvh = pi % n_head_kv;
         const int32_t seq = c->b_seq[i], pos = c->b_pos[i];
-        const float *q = c->q + (size_t)i * n_q + (size_t)h * hd;
+        const float *q = c->q + (size_t)i * n_q + (size_t)kvh * group * hd; /* the group's heads, contiguous */
         const void *qv = q;
         if (f16) {
-            to_f16(q, qh, hd);
+            to_f16(q, qh, group * hd);
             qv = qh;
         }
-        float mx = -INFINITY;
-        for (uint32_t j = 0; j < n_cells; j++) {
-            const lc_kv_cell *cl = &c->cells[j];
-            if (cl->seq != seq || cl->pos > pos) {
-                att[j] = -INFINITY;
-                continue;
+        uint32_t hi = 0; /* cells [hi, n_cells) are all masked */
+        for (uint32_t j = 0; j < n_cells; j++)
+            if (c->cells[j].seq == seq && c->cells[j].pos <= pos) hi = j + 1;
+        const uint8_t *Kh = K + (size_t)kvh * hd * c->kv_elt, *Vh = V + (size_t)kvh * hd * c->kv_elt;
+        if (gemm && hi > 0)
+            gemm(hd, (int)hi, group, Kh, krow, qv, (size_t)hd * c->kv_elt, att, ld);
+        else
+            for (int g = 0; g < group; g++)
+                for (uint32_t j = 0; j < hi; j++)
+                    dot(hd, att + g * ld + j, Kh + j * krow, (const uint8_t *)qv + (size_t)g * hd * c->kv_elt);
+        for (int g = 0; g < group; g++) {
+            float *a = att + g * ld;
+            float mx = -INFINITY;
+            for (uint32_t j = 0; j < hi; j++) {
+                const lc_kv_cell *cl = &c->cells[j];
+                if (cl->seq != seq || cl->pos > pos) {
+                    a[j] = -INFINITY;
+                    continue;
+                }
+                const float s = a[j] * scale;
+                a[j] = s;
+                if (s > mx) mx = s;
             }
-            float s;
-            dot(hd, &s, K + ((size_t)j * n_kv + (size_t)kvh * hd) * c->kv_elt, qv);
-            s *= scale;
-            att[j] = s;
-            if (s > mx) mx = s;
-        }
-        double sum = 0.0;
-        for (uint32_t j = 0; j < n_cells; j++) {
-            if (att[j] == -INFINITY) {
-                att[j] = 0.0f;
-                continue;
+            double sum = 0.0;
+            for (uint32_t j = 0; j < hi; j++) {
+                if (a[j] == -INFINITY) {
+                    a[j] = 0.0f;
+                    continue;
+                }
+                const float e = expf(a[j] - mx);
+                a[j] = e;
+                sum += (double)e;
             }
-            const float e = expf(att[j] - mx);
-            att[j] = e;
-            sum += (double)e;
-        }
-        const float inv = (float)(1.0 / sum);
-        float *out = c->att_out + (size_t)i * n_q + (size_t)h * hd;
-        for (int d = 0; d < hd; d++) out[d] = 0.0f;
-        /* the weights att[j] * inv, rounded to fp16 for an F16 cache (as llama.cpp converts them for its f16 dot);
-        ** a cell whose exponential is 0 adds nothing */
-        enum { WCHUNK = 256 };
-        float wf[WCHUNK];
-        lc_fp16 wh[WCHUNK];
-        for (uint32_t j0 = 0; j0 < n_cells; j0 += WCHUNK) {
-            const int nj = (int)LC_MIN((uint32_t)WCHUNK, n_cells - j0);
-            for (int k = 0; k < nj; k++) wf[k] = att[j0 + k] * inv;
-            if (f16) {
-                to_f16(wf, wh, nj);
-                for (int k = 0; k < nj; k++) wf[k] = lc_fp16_lut(wh[k]);
-            }
-            for (int k = 0; k < nj; k++) {
-                const uint32_t j = j0 + (uint32_t)k;
-                if (att[j] == 0.0f) continue;
-                mad(hd, out, V + ((size_t)j * n_kv + (size_t)kvh * hd) * c->kv_elt, wf[k]);
+            const float inv = (float)(1.0 / sum);
+            float *out = c->att_out + (size_t)i * n_q + (size_t)(kvh * group + g) * hd;
+            for (int d = 0; d < hd; d++) out[d] = 0.0f;
+            /* the weights a[j] * inv, rounded to fp16 for an F16 cache (as llama.cpp converts them for its f16
+            ** dot); a cell whose exponential is 0 adds nothing */
+            enum { WCHUNK = 256 };
+            float wf[WCHUNK];
+            lc_fp16 wh[WCHUNK];
+            for (uint32_t j0 = 0; j0 < hi; j0 += WCHUNK) {
+                const int nj = (int)LC_MIN((uint32_t)WCHUNK, hi - j0);
+                for (int k = 0; k < nj; k++) wf[k] = a[j0 + k] * inv;
+                if (f16) {
+                    to_f16(wf, wh, nj);
+                    for (int k = 0; k < nj; k++) wf[k] = lc_fp16_lut(wh[k]);
+                }
+                for (int k = 0; k < nj; k++) {
+                    const uint32_t j = j0 + (uint32_t)k;
+                    if (a[j] == 0.0f) continue;
+                    mad(hd, out, Vh + j * krow, wf[k]);
+                }
             }
         }
     }
