@@ -141,13 +141,16 @@ TEST(vec_dot_bit_identical_to_reference) {
 ** The shapes cover the SIMD kernels' row groups of 8 (full, partial, several staged at a time), token pairs with
 ** an odd one left, row slices of the GEMM (several, with a remainder) and the GEMV's block chunks (n > 16384);
 ** weights quantized, raw random and extreme (largest codes), against random activations and all +127 or all -127
-** (the 16-bit partial sums at their largest). */
+** (the 16-bit partial sums at their largest); and the AMX GEMM's K chunks, token tails and weight packings. */
 TEST(matmul_bit_identical_to_vec_dot) {
     const int shapes[][5] = {/* n_in, n_out, n_tok, weight kind, activation kind */
                              {256, 5, 1, 0, 0},    {512, 7, 2, 1, 0},    {768, 3, 3, 0, 0},   {256, 17, 5, 1, 0},
                              {2048, 19, 1, 0, 0},  {512, 8, 1, 2, 3},    {512, 16, 3, 2, 4},  {1024, 9, 8, 0, 0},
                              {512, 33, 17, 1, 0},  {2560, 41, 3, 1, 0},  {512, 24, 1, 2, 4},  {512, 9, 2, 2, 3},
-                             {1024, 67, 4, 0, 0},  {16640, 9, 1, 1, 0},  {4352, 13, 2, 2, 3}};
+                             {1024, 67, 4, 0, 0},  {16640, 9, 1, 1, 0},  {4352, 13, 2, 2, 3},
+                             /* the AMX tiles: more blocks than a K chunk (32), 16 + 4 tokens, extreme values;
+                             ** more tokens than share one weight packing (256), rows 16 + 3 */
+                             {2304, 48, 20, 2, 4}, {1280, 32, 37, 2, 3}, {256, 19, 261, 1, 0}};
     for (size_t v = 0; v < sizeof k_variants / sizeof *k_variants; v++) {
         const lc_kernels *k = lc_kernels_by_name(k_variants[v]);
         if (!k) continue;

@@ -1,5 +1,5 @@
-/* amx.c - the "amx" kernel variant: the avx512 table with the Q8_0 prefill GEMM on AMX-INT8 tiles (Intel Xeon
-** from Sapphire Rapids on). Built with the avx512 flags plus -mavx512vnni -mamx-tile -mamx-int8; dispatch.c offers
+/* amx.c - the "amx" kernel variant: the avx512 table with the Q8_0 and Q4_0 prefill GEMMs on AMX-INT8 tiles (Intel
+** Xeon from Sapphire Rapids on). Built with the avx512 flags plus -mavx512vnni -mamx-tile -mamx-int8; dispatch.c offers
 ** the variant only when CPUID reports AMX-TILE and AMX-INT8, XCR0 has the tile state and Linux grants this process
 ** the tile data state (arch_prctl ARCH_REQ_XCOMP_PERM, see lc__amx_enable).
 **
@@ -7,6 +7,8 @@
 ** 16 tokens j, exactly in int32 (the same integer the GEMV forms). Each block has its own scales, so every block's
 ** tile is stored, converted and added to the f32 sums as (float)C * (d_w * d_x), block after block in order: the
 ** same operations in the same order as the VNNI GEMV, hence bit-identical to it and to ref.c (kernels.h).
+** Q4_0 blocks are the same product ((float)isum * (d_w * d_x), the nibbles minus 8 as the integers), so they take
+** the same path; only the weight packing unpacks them first.
 ** A: the tokens' quants straight from xq (16 rows, 32 bytes, xq's row stride). B: the weights transposed to the
 ** tiles' layout (B[g][4i + c] = byte 4g + c of row i), packed once per 16 rows and K chunk and reused by every
 ** 16-token group. Tokens fill the C rows, so each token's 16 outputs are one contiguous store.
@@ -14,6 +16,8 @@
 ** 16) runs the avx512 VNNI kernels, which give the same bits.
 */
 #include "kernels.h"
+
+#include "../quant/quants.h"
 
 #include <immintrin.h>
 
@@ -56,7 +60,8 @@ enum {
     TR = 16,  /* weight rows per tile (C columns) */
     KC = 32,  /* blocks per K chunk: the packed weights are 18 KiB */
     TS = 256, /* tokens whose scales are converted at a time (32 KiB) and that share one weight packing */
-    MIN_TOK = 4, /* fewer tokens run the VNNI kernels (bench_kernels: 2 tokens are faster there) */
+    MIN_TOK = 8, /* fewer tokens run the VNNI kernels (bench_kernels -T Q8_0 -p 6: 236 vs 225 GFLOP/s there;
+                 ** 8 tokens: even; 9: 224 vs 315) */
 };
 
 typedef struct {
@@ -64,16 +69,27 @@ typedef struct {
     float d[TR];              /* the rows' scales */
 } packed_w;
 
-/* Rows w[0..16) (ws bytes apart), blocks [b0, b0 + nbc) -> wp. A 16 x 8 dword transpose per block: the classic 8 x 8
-** (unpack 32, unpack 64, swap 128-bit halves) on rows 0-7 and 8-15 at once, one in each 256-bit half. */
-static void pack_weights(packed_w *wp, const uint8_t *w, size_t ws, int b0, int nbc) {
+/* Block b of weight row p as 32 signed bytes: Q8_0 quants as they are; Q4_0 nibbles (low halves are elements 0-15,
+** high halves 16-31) minus 8, the values its dot product multiplies. */
+INLINE __m256i row_quants(const int wtype, const uint8_t *blk) {
+    if (wtype == LC_TYPE_Q8_0) return _mm256_loadu_si256((const __m256i *)(blk + 2));
+    const __m128i q = _mm_loadu_si128((const __m128i *)(blk + 2)), m = _mm_set1_epi8(15);
+    const __m256i v = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(q, 4), m), _mm_and_si128(q, m));
+    return _mm256_sub_epi8(v, _mm256_set1_epi8(8));
+}
+
+/* Rows w[0..16) (ws bytes apart, blocks of bsz bytes, the fp16 scale first), blocks [b0, b0 + nbc) -> wp. A 16 x 8
+** dword transpose per block: the classic 8 x 8 (unpack 32, unpack 64, swap 128-bit halves) on rows 0-7 and 8-15 at
+** once, one in each 256-bit half. */
+INLINE void pack_weights(const int wtype, const size_t bsz, packed_w *wp, const uint8_t *w, size_t ws, int b0,
+                         int nbc) {
     const __m512i lo = _mm512_setr_epi64(0, 1, 8, 9, 4, 5, 12, 13), hi = _mm512_setr_epi64(2, 3, 10, 11, 6, 7, 14, 15);
     for (int b = 0; b < nbc; b++) {
-        const uint8_t *blk = w + (size_t)(b0 + b) * sizeof(block_q8_0);
+        const uint8_t *blk = w + (size_t)(b0 + b) * bsz;
         __m512i z[8], t[8], u[8];
         for (int p = 0; p < 8; p++) {
-            const __m256i r0 = _mm256_loadu_si256((const __m256i *)(blk + (size_t)p * ws + 2));
-            const __m256i r1 = _mm256_loadu_si256((const __m256i *)(blk + (size_t)(p + 8) * ws + 2));
+            const __m256i r0 = row_quants(wtype, blk + (size_t)p * ws);
+            const __m256i r1 = row_quants(wtype, blk + (size_t)(p + 8) * ws);
             z[p] = _mm512_inserti64x4(_mm512_castsi256_si512(r0), r1, 1);
         }
         for (int p = 0; p < 8; p += 2) {
@@ -151,14 +167,17 @@ INLINE void tile_tokens(const int M, int nbc, const uint8_t *x, size_t xs, const
         if (j < M) _mm512_storeu_ps(y + (size_t)j * ldy, acc[j]);
 }
 
-static lc_gemm_fn vnni_q8_0; /* the avx512 table's Q8_0 kernels */
+/* The weight types on tiles and the avx512 table's kernels for what the tiles do not cover. */
+static lc_gemm_fn vnni_q8_0, avx512_q4_0;
 
-static void gemm_q8_0_amx(int n, int nr, int nt, const void *vw, size_t ws, const void *vx, size_t xs, float *y,
-                          size_t ldy) {
+/* Weight type wtype (Q8_0 or Q4_0: blocks of 32 whose product is (float)isum * (d_w * d_x)) against Q8_0 tokens. */
+INLINE void gemm_amx(const int wtype, const lc_gemm_fn fallback, int n, int nr, int nt, const void *vw, size_t ws,
+                     const void *vx, size_t xs, float *y, size_t ldy) {
+    const size_t bsz = wtype == LC_TYPE_Q8_0 ? sizeof(block_q8_0) : sizeof(block_q4_0);
     const uint8_t *w = vw, *x = vx;
     const int nr16 = nr / TR * TR;
-    if (nt < MIN_TOK || nr16 == 0) return vnni_q8_0(n, nr, nt, vw, ws, vx, xs, y, ldy);
-    if (nr16 < nr) vnni_q8_0(n, nr - nr16, nt, w + (size_t)nr16 * ws, ws, vx, xs, y + nr16, ldy);
+    if (nt < MIN_TOK || nr16 == 0) return fallback(n, nr, nt, vw, ws, vx, xs, y, ldy);
+    if (nr16 < nr) fallback(n, nr - nr16, nt, w + (size_t)nr16 * ws, ws, vx, xs, y + nr16, ldy);
     packed_w wp[KC] __attribute__((aligned(64)));
     float dx[TS * KC];
     const int nb = n / QK8_0;
@@ -172,7 +191,7 @@ static void gemm_q8_0_amx(int n, int nr, int nt, const void *vw, size_t ws, cons
                 for (int b = 0; b < nbc; b++) dx[j * KC + b] = lc_fp16_lut(xr[b].d);
             }
             for (int r = 0; r < nr16; r += TR) {
-                pack_weights(wp, w + (size_t)r * ws, ws, b0, nbc);
+                pack_weights(wtype, bsz, wp, w + (size_t)r * ws, ws, b0, nbc);
                 for (int t = t0; t < t0 + ntc; t += TR) {
                     const int m = LC_MIN(TR, t0 + ntc - t);
                     if (m != m_configured) tile_configure(m), m_configured = m;
@@ -190,6 +209,15 @@ static void gemm_q8_0_amx(int n, int nr, int nt, const void *vw, size_t ws, cons
     tile_release();
 }
 
+static void gemm_q8_0_amx(int n, int nr, int nt, const void *w, size_t ws, const void *x, size_t xs, float *y,
+                          size_t ldy) {
+    gemm_amx(LC_TYPE_Q8_0, vnni_q8_0, n, nr, nt, w, ws, x, xs, y, ldy);
+}
+static void gemm_q4_0_amx(int n, int nr, int nt, const void *w, size_t ws, const void *x, size_t xs, float *y,
+                          size_t ldy) {
+    gemm_amx(LC_TYPE_Q4_0, avx512_q4_0, n, nr, nt, w, ws, x, xs, y, ldy);
+}
+
 bool lc__amx_enable(void) {
 #if defined(__linux__) && defined(SYS_arch_prctl)
     enum { ARCH_REQ_XCOMP_PERM_ = 0x1023, XFEATURE_XTILEDATA = 18 };
@@ -202,4 +230,8 @@ bool lc__amx_enable(void) {
 void lc__kernels_fill_amx(lc_kernels *k) {
     vnni_q8_0 = k->gemm[LC_TYPE_Q8_0];
     k->gemm[LC_TYPE_Q8_0] = gemm_q8_0_amx;
+    if (k->gemm[LC_TYPE_Q4_0] && lc_vec_dot_type(LC_TYPE_Q4_0) == LC_TYPE_Q8_0) {
+        avx512_q4_0 = k->gemm[LC_TYPE_Q4_0];
+        k->gemm[LC_TYPE_Q4_0] = gemm_q4_0_amx;
+    }
 }

@@ -232,10 +232,8 @@ static void forward_worker(void *arg, int ith, int nth) {
             const size_t cell = (size_t)c->cell_of[i];
             if (c->p.kv_type == LC_TYPE_F16) {
                 lc_fp16 *kd = (lc_fp16 *)c->k_cache[il] + cell * n_kv, *vd = (lc_fp16 *)c->v_cache[il] + cell * n_kv;
-                for (int d = 0; d < n_kv; d++) {
-                    kd[d] = lc_fp32_to_fp16(k[d]);
-                    vd[d] = lc_fp32_to_fp16(v[d]);
-                }
+                st->kern->from_float[LC_TYPE_F16](k, kd, n_kv); /* round to nearest even in every variant */
+                st->kern->from_float[LC_TYPE_F16](v, vd, n_kv);
             } else {
                 memcpy((float *)c->k_cache[il] + cell * n_kv, k, (size_t)n_kv * sizeof(float));
                 memcpy((float *)c->v_cache[il] + cell * n_kv, v, (size_t)n_kv * sizeof(float));
