@@ -61,8 +61,8 @@ enum {
     TR = 16,  /* weight rows per tile (C columns) */
     KC = 32,  /* blocks per K chunk: the packed weights are 18 KiB */
     TS = 256, /* tokens whose scales are converted at a time (32 KiB) and that share one weight packing */
-    MIN_TOK = 8, /* fewer tokens run the VNNI kernels (bench_kernels -T Q8_0 -p 6: 236 vs 225 GFLOP/s there;
-                 ** 8 tokens: even; 9: 224 vs 315) */
+    MIN_TOK = 9, /* fewer tokens run the VNNI kernels (bench_kernels -T Q8_0 -p 6: 236 vs 225 GFLOP/s there;
+                 ** 8 tokens: even, and slower in `llamac serve` with 8 streams; 9: 224 vs 315) */
 };
 
 typedef struct {

@@ -134,16 +134,17 @@ static void attention(fwd_state *st, int il, int ith, int nth) {
             to_f16(q, qh, group * hd);
             qv = qh;
         }
-        uint32_t hi = 0; /* cells [hi, n_cells) are all masked */
+        uint32_t hi = 0, n_vis = 0; /* cells [hi, n_cells) are all masked; n_vis cells are visible */
         for (uint32_t j = 0; j < n_cells; j++)
-            if (c->cells[j].seq == seq && c->cells[j].pos <= pos) hi = j + 1;
+            if (c->cells[j].seq == seq && c->cells[j].pos <= pos) hi = j + 1, n_vis++;
         const uint8_t *Kh = K + (size_t)kvh * hd * c->kv_elt, *Vh = V + (size_t)kvh * hd * c->kv_elt;
-        if (gemm && hi > 0)
+        if (gemm && n_vis > hi / 2) /* mostly visible (one sequence): score every cell below hi at once */
             gemm(hd, (int)hi, group, Kh, krow, qv, (size_t)hd * c->kv_elt, att, ld);
-        else
-            for (int g = 0; g < group; g++)
-                for (uint32_t j = 0; j < hi; j++)
-                    dot(hd, att + g * ld + j, Kh + j * krow, (const uint8_t *)qv + (size_t)g * hd * c->kv_elt);
+        else /* sequences interleaved in the cache: only the visible cells */
+            for (uint32_t j = 0; j < hi; j++)
+                if (c->cells[j].seq == seq && c->cells[j].pos <= pos)
+                    for (int g = 0; g < group; g++)
+                        dot(hd, att + g * ld + j, Kh + j * krow, (const uint8_t *)qv + (size_t)g * hd * c->kv_elt);
         for (int g = 0; g < group; g++) {
             float *a = att + g * ld;
             float mx = -INFINITY;
