@@ -648,7 +648,7 @@ int lc_finetune(const lc_finetune_params *p, lc_train_stats *final);
 /* ---- misc --------------------------------------------------------------------------------------------------- */
 int lc_n_cores(void);
 double lc_time_s(void); /* monotonic seconds */
-/* Name of the kernel variant in use ("avx512", "avx2", "neon", "ref"). */
+/* Name of the kernel variant in use ("amx", "avx512", "avx2", "neon", "ref"). */
 const char *lc_cpu_variant(void);
 
 #ifdef __cplusplus
