@@ -1,7 +1,7 @@
 /* amx.c - the "amx" kernel variant: the avx512 table with the Q8_0, Q4_0, Q4_K and Q6_K prefill GEMMs on AMX-INT8
-** tiles (Intel Xeon from Sapphire Rapids on). Built with the avx512 flags plus -mavx512vnni -mamx-tile -mamx-int8; dispatch.c offers
-** the variant only when CPUID reports AMX-TILE and AMX-INT8, XCR0 has the tile state and Linux grants this process
-** the tile data state (arch_prctl ARCH_REQ_XCOMP_PERM, see lc__amx_enable).
+** tiles (Intel Xeon from Sapphire Rapids on). Built with the avx512 flags plus -mavx512vnni -mamx-tile -mamx-int8;
+** dispatch.c offers the variant only when CPUID reports AMX-TILE and AMX-INT8, XCR0 has the tile state and Linux
+** grants this process the tile data state (arch_prctl ARCH_REQ_XCOMP_PERM, see lc__amx_enable).
 **
 ** One TDPBSSD per Q8_0 block: C[j][i] = sum over the block's 32 quants of x_j * w_i, for 16 weight rows i and up to
 ** 16 tokens j, exactly in int32 (the same integer the GEMV forms). Each block has its own scales, so every block's
@@ -12,8 +12,9 @@
 ** A: the tokens' quants straight from xq (16 rows, 32 bytes, xq's row stride). B: the weights transposed to the
 ** tiles' layout (B[g][4i + c] = byte 4g + c of row i), packed once per 16 rows and K chunk and reused by every
 ** 16-token group. Tokens fill the C rows, so each token's 16 outputs are one contiguous store.
+** The K-quants (second half of the file) use one tile per 32- or 16-element group and exact integer scales.
 ** What the tiles do not cover (decode and very small batches, the last rows of a panel that are not a multiple of
-** 16) runs the avx512 VNNI kernels, which give the same bits.
+** 16) runs the avx512 table's kernels, which give the same bits.
 */
 #include "kernels.h"
 
@@ -288,7 +289,8 @@ INLINE void pack_k(const int wtype, const size_t bsz, packed_k *pk, const uint8_
         for (int g = 0; g < 16; g++)
             for (int i = 0; i < TR; i++) pk[b].sc[g][i] = sc[i][g];
         for (int k = 0; k < 4; k++)
-            for (int i = 0; i < TR; i++) pk[b].m[k][i] = (int32_t)((uint32_t)m[i][2 * k] | (uint32_t)m[i][2 * k + 1] << 16);
+            for (int i = 0; i < TR; i++)
+                pk[b].m[k][i] = (int32_t)((uint32_t)m[i][2 * k] | (uint32_t)m[i][2 * k + 1] << 16);
     }
 }
 
@@ -331,7 +333,8 @@ INLINE void tile_tokens_k(const int wtype, const int G, const int M, int nsb, co
                     for (int k = 0; k < 4; k++) {
                         const int32_t b0 = xj->bsums[4 * k] + xj->bsums[4 * k + 1];
                         const int32_t b1 = xj->bsums[4 * k + 2] + xj->bsums[4 * k + 3];
-                        const __m512i bb = _mm512_set1_epi32((int32_t)((uint32_t)b0 & 0xffff) | (int32_t)((uint32_t)b1 << 16));
+                        const uint32_t pair = ((uint32_t)b0 & 0xffff) | (uint32_t)b1 << 16; /* two int16 */
+                        const __m512i bb = _mm512_set1_epi32((int32_t)pair);
                         ms = _mm512_dpwssd_epi32(ms, _mm512_load_si512(pk[b].m[k]), bb);
                     }
                     f = _mm512_sub_ps(f, _mm512_mul_ps(_mm512_mul_ps(dmin, xd), _mm512_cvtepi32_ps(ms)));
