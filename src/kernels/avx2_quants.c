@@ -475,6 +475,74 @@ static void gemm_x8_q4_0(int n, int nr, int nt, const void *vw, size_t ws, const
 #undef TILE_Q4_0
 }
 
+/* ---- Q8_0 ----
+** Staged like Q4_0 (the same x8 layout: chunk c of a block holds bytes 4c..4c+3 of each of the 8 rows), but the
+** weights are signed, so each chunk's products go through the sign trick (VPMADDUBSW of |w| and sign(x, w)) and
+** are widened to 32 bits at once: two products of 127 * 127 already fill a 16-bit lane. Same rounding as vec_dot:
+** each block's exact integer sum times (d_w * d_x), added in block order. */
+static void stage_q8_0(const uint8_t *w, size_t ws, int r0, int nr, int k0, int kc, x8_q4_0 *s) {
+    const uint8_t *rows[8];
+    group_rows(w, ws, r0, nr, rows);
+    for (int b = 0; b < kc; b++) {
+        const size_t off = (size_t)(k0 + b) * sizeof(block_q8_0);
+        __m256i v[8];
+        for (int r = 0; r < 8; r++) v[r] = _mm256_loadu_si256((const __m256i *)(rows[r] + off + 2));
+        transpose8(v, s[b].q);
+        s[b].d = gather_d(rows, off);
+    }
+}
+
+INLINE void tile_q8_0(const int G, const int T, int kc, const x8_q4_0 *const S[X8_G], const block_q8_0 *const X[X8_T],
+                      const float (*dx)[X8_KC_Q4_0], __m256 acc[X8_G][X8_T]) {
+    for (int b = 0; b < kc; b++) {
+        __m256i a[X8_G][X8_T];
+        zero_tile(a);
+#pragma GCC unroll 8
+        for (int c = 0; c < 8; c++) {
+            __m256i xb[X8_T];
+#pragma GCC unroll 8
+            for (int t = 0; t < T; t++) xb[t] = bcast32(X[LC_MIN(t, T - 1)][b].qs + 4 * c);
+#pragma GCC unroll 8
+            for (int g = 0; g < G; g++) {
+                const __m256i wq = S[LC_MIN(g, G - 1)][b].q[c], aw = _mm256_abs_epi8(wq);
+#pragma GCC unroll 8
+                for (int t = 0; t < T; t++) {
+                    const __m256i p = _mm256_maddubs_epi16(aw, _mm256_sign_epi8(xb[t], wq));
+                    a[g][t] = _mm256_add_epi32(a[g][t], _mm256_madd_epi16(p, ones16()));
+                }
+            }
+        }
+#pragma GCC unroll 8
+        for (int g = 0; g < G; g++)
+#pragma GCC unroll 8
+            for (int t = 0; t < T; t++) {
+                const __m256 d = _mm256_mul_ps(S[g][b].d, _mm256_set1_ps(dx[t][b]));
+                acc[g][t] = _mm256_add_ps(acc[g][t], _mm256_mul_ps(_mm256_cvtepi32_ps(a[g][t]), d));
+            }
+    }
+}
+
+void lc__gemm_x8_q8_0_avx2(int n, int nr, int nt, const void *vw, size_t ws, const void *vx, size_t xs, float *y,
+                           size_t ldy) {
+    x8_q4_0 stage[X8_GROUPS][X8_KC_Q4_0];
+    float dx[X8_T][X8_KC_Q4_0];
+    const int nb = n / QK8_0;
+    const block_q8_0 *X[X8_T];
+#define PREP_Q8_0                                                                                                      \
+    do {                                                                                                             \
+        X[j] = (const block_q8_0 *)((const uint8_t *)vx + (size_t)(t0 + j) * xs) + k0;                              \
+        for (int b = 0; b < kc; b++) dx[j][b] = lc_fp16_lut(X[j][b].d);                                              \
+    } while (0)
+#define TILE_Q8_0(G, T)                                                                                                \
+    do {                                                                                                             \
+        const x8_q4_0 *S[X8_G] = {stage[g0], stage[LC_MIN(g0 + 1, X8_GROUPS - 1)]};                                 \
+        tile_q8_0(G, T, kc, S, X, (const float(*)[X8_KC_Q4_0])dx, acc);                                              \
+    } while (0)
+    X8_SWEEP(X8_KC_Q4_0, stage_q8_0(vw, ws, r0 + 8 * g, nr, k0, kc, stage[g]), PREP_Q8_0, TILE_Q8_0);
+#undef PREP_Q8_0
+#undef TILE_Q8_0
+}
+
 /* ---- Q4_K ---- */
 typedef struct {
     __m256i q[64];  /* chunk c of the super-block: quants 4c..4c+3 of row r in lane r */
