@@ -235,11 +235,14 @@ static void load_progress(float fraction, void *user) {
     fflush(stderr);
 }
 
+bool cli_use_mmap;
+
 int cli_load_model(const char *path, lc_model **out, double *load_s) { return cli_load_model_ex(path, false, out, load_s); }
 
 int cli_load_model_ex(const char *path, bool metadata_only, lc_model **out, double *load_s) {
     lc_model_params mp = lc_model_default_params();
     mp.metadata_only = metadata_only;
+    mp.use_mmap = cli_use_mmap;
     bool tty = isatty(2);
     if (tty) mp.progress = load_progress;
     double t0 = lc_time_s();

@@ -61,6 +61,9 @@ int cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Loads a model, with a progress line on a terminal. On failure prints the library's message (naming the file,
 ** added when the library's message does not) and returns CLI_ERR. *load_s gets the load time (may be NULL). */
 int cli_load_model(const char *path, lc_model **out, double *load_s);
+/* --mmap: cli_load_model maps the weights instead of reading them into huge pages (lc_model_params.use_mmap). */
+extern bool cli_use_mmap;
+#define CLI_MMAP_OPT {NULL, "--mmap", CLI_FLAG, &cli_use_mmap, 0, 0, NULL, NULL}
 
 /* Whether text gets a BOS token by default, as llama.cpp decides: tokenizer.ggml.add_bos_token when present, else
 ** true for SentencePiece ("llama") vocabularies and the Llama 3 byte-level BPE, else false. */

@@ -6,8 +6,11 @@
 #include "cli.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
 
 static const char *bench_help =
     "usage: llamac bench -m MODEL [options]\n"
@@ -22,11 +25,132 @@ static const char *bench_help =
     "  -n, --n-gen N        generated tokens (default 128; 0: skip tg)\n"
     "  -r, --repetitions R  repetitions (default 3)\n"
     "  -t, --threads N      threads (default: all cores)\n"
+    "  --mmap               map the model file instead of reading it into memory (huge pages)\n"
     "  --kv f16|f32         KV cache type (default f16)\n"
     "  --json               print one JSON object instead of the table:\n"
     "                         pp_tps, pp_sd, tg_tps, tg_sd, threads, model_bytes, model_params, model_desc,\n"
-    "                         n_prompt, n_gen, reps, cpu_variant, kv_type, pp_samples, tg_samples\n"
-    "  -h, --help           this help\n";
+    "                         n_prompt, n_gen, reps, cpu_variant, kv_type, pp_samples, tg_samples, and\n"
+    "                         pp_gflops, tg_gbs, tg_bytes_per_token, mem_read_gbs, mem_copy_gbs,\n"
+    "                         tg_roofline_read, tg_roofline_copy, peak_rss_bytes, kv_bytes, scratch_bytes\n"
+    "  -h, --help           this help\n"
+    "\n"
+    "Also reported: pp GFLOP/s (2 per weight per token through the matrices, plus attention's QK and AV);\n"
+    "tg GB/s (weights and KV cache read per generated token, times tokens/s); the memory bandwidth of this\n"
+    "machine measured with the same threads (a 256 MiB buffer read, and copied: bytes read + written, as STREAM\n"
+    "counts), and tg GB/s as a share of each (the decode roofline); the peak resident memory of the process\n"
+    "against the model's tensors + KV cache + scratch.\n";
+
+/* ---- memory bandwidth: what decode could reach at best ---- */
+typedef uint64_t u64x2 __attribute__((vector_size(16)));
+typedef struct bw_job {
+    const uint8_t *src;
+    uint8_t *dst; /* NULL: read only */
+    size_t bytes;
+    u64x2 sum;
+} bw_job;
+
+static void *bw_worker(void *arg) {
+    bw_job *j = arg;
+    if (j->dst) {
+        memcpy(j->dst, j->src, j->bytes);
+        return NULL;
+    }
+    const u64x2 *p = (const u64x2 *)j->src;
+    u64x2 a[8] = {{0, 0}};
+    for (size_t i = 0; i + 8 <= j->bytes / 16; i += 8)
+        for (int k = 0; k < 8; k++) a[k] += p[i + k];
+    j->sum = ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
+    return NULL;
+}
+
+/* Best of 5 passes of n_threads threads over their slices of a 256 MiB buffer (huge pages, as the weights): GB/s
+** read, and GB/s copied into a second buffer counting both directions. 0 when the buffers cannot be had. */
+static void mem_bandwidth(int n_threads, double *read_gbs, double *copy_gbs) {
+    const size_t bytes = (size_t)256 << 20;
+    *read_gbs = *copy_gbs = 0.0;
+    uint8_t *buf = mmap(NULL, 2 * bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (buf == MAP_FAILED) return;
+#ifdef MADV_HUGEPAGE
+    madvise(buf, 2 * bytes, MADV_HUGEPAGE);
+#endif
+    memset(buf, 1, 2 * bytes);
+    if (n_threads > 256) n_threads = 256;
+    pthread_t th[256];
+    bw_job jobs[256];
+    volatile uint64_t sink = 0;
+    for (int copy = 0; copy < 2; copy++) {
+        double best = 0.0;
+        for (int rep = 0; rep < 5; rep++) {
+            const size_t per = bytes / (size_t)n_threads / 64 * 64;
+            for (int t = 0; t < n_threads; t++)
+                jobs[t] = (bw_job){buf + (size_t)t * per, copy ? buf + bytes + (size_t)t * per : NULL, per, {0, 0}};
+            const double t0 = lc_time_s();
+            int started = 0;
+            for (int t = 1; t < n_threads; t++, started++)
+                if (pthread_create(&th[t], NULL, bw_worker, &jobs[t])) break;
+            bw_worker(&jobs[0]);
+            for (int t = 1; t <= started; t++) pthread_join(th[t], NULL);
+            const double dt = lc_time_s() - t0;
+            for (int t = 0; t < n_threads; t++) sink += jobs[t].sum[0] + jobs[t].sum[1];
+            const double moved = (double)per * (started + 1) * (copy ? 2 : 1);
+            if (dt > 0 && moved / dt / 1e9 > best) best = moved / dt / 1e9;
+        }
+        *(copy ? copy_gbs : read_gbs) = best;
+    }
+    (void)sink;
+    munmap(buf, 2 * bytes);
+}
+
+/* ---- work per token, from the tensor table ---- */
+typedef struct work {
+    double layer_w, ffn_w;   /* weights of one layer's matrices (all; the FFN's alone) */
+    double n_layer;
+    double out_w, out_bytes; /* the output matrix (token_embd when tied) */
+    double tg_bytes;         /* weight bytes one decoded token reads (not token_embd when untied: one row) */
+    double attn_dim;         /* n_head * head_dim: multiply-adds per visible cell for QK, and again for AV */
+    double kv_row_bytes;     /* K and V bytes of one cell over all layers */
+} work;
+
+static void count_work(const lc_model *m, int kv_elt, work *w) {
+    const lc_hparams *hp = lc_model_hparams(m);
+    memset(w, 0, sizeof *w);
+    w->n_layer = hp->n_layer;
+    double embd_w = 0, embd_bytes = 0;
+    bool has_output = false;
+    for (size_t i = 0; i < lc_model_tensor_count(m); i++) {
+        lc_tensor_info t;
+        if (lc_model_tensor_get(m, i, &t)) continue;
+        const double n = (double)t.ne[0] * (double)t.ne[1] * (double)t.ne[2] * (double)t.ne[3];
+        if (!strcmp(t.name, "token_embd.weight")) {
+            embd_w = n, embd_bytes = (double)t.n_bytes;
+            continue;
+        }
+        w->tg_bytes += (double)t.n_bytes;
+        if (!strcmp(t.name, "output.weight")) {
+            has_output = true;
+            w->out_w = n, w->out_bytes = (double)t.n_bytes;
+        } else if (t.n_dims >= 2 && t.ne[1] > 1 && !strncmp(t.name, "blk.0.", 6)) {
+            w->layer_w += n;
+            if (strstr(t.name, ".ffn_")) w->ffn_w += n;
+        }
+    }
+    if (!has_output) { /* tied: the embeddings are the output matrix, read whole every token */
+        w->out_w = embd_w, w->out_bytes = embd_bytes;
+        w->tg_bytes += embd_bytes;
+    }
+    w->attn_dim = (double)hp->n_head * hp->head_dim;
+    w->kv_row_bytes = 2.0 * hp->n_layer * hp->n_head_kv * hp->head_dim * kv_elt;
+}
+
+/* FLOPs of a pp test of p tokens into an empty cache: every layer's matrices on every token, except the last
+** layer's FFN and the output matrix, which run on the last token only (its logits are the only ones asked for);
+** attention's QK and AV over the cells each token sees (i + 1 for token i). */
+static double pp_flops(const work *w, double p) {
+    return 2.0 * (p * (w->n_layer * w->layer_w - w->ffn_w) + w->ffn_w + w->out_w) +
+           4.0 * w->attn_dim * w->n_layer * p * (p + 1) / 2;
+}
+/* Bytes a tg test of n tokens reads per token: the weights, and the cache cells seen (i + 1 for token i). */
+static double tg_bytes_per_token(const work *w, double n) { return w->tg_bytes + w->kv_row_bytes * (n + 1) / 2; }
 
 static uint32_t lcg_next(uint32_t *s) {
     *s = *s * 1664525u + 1013904223u;
@@ -84,6 +208,7 @@ int cmd_bench(int argc, char **argv) {
         {"-n", "--n-gen", CLI_INT, &n_gen, 0, 1 << 20, NULL, NULL},
         {"-r", "--repetitions", CLI_INT, &reps, 1, 1000, NULL, NULL},
         {"-t", "--threads", CLI_INT, &threads, 1, 4096, NULL, NULL},
+        CLI_MMAP_OPT,
         {NULL, "--kv", CLI_CHOICE, &kv, 0, 0, CLI_KV_CHOICES, NULL},
         {NULL, "--json", CLI_FLAG, &json, 0, 0, NULL, NULL},
     };
@@ -148,6 +273,17 @@ int cmd_bench(int argc, char **argv) {
     double pp_m, pp_sd, tg_m, tg_sd;
     mean_sd(pp, np > 0 ? nr : 0, &pp_m, &pp_sd);
     mean_sd(tg, ng > 0 ? nr : 0, &tg_m, &tg_sd);
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    const double peak_rss = (double)ru.ru_maxrss * 1024.0; /* before the bandwidth buffers */
+    uint64_t kv_bytes = 0, scratch_bytes = 0;
+    lc_context_memory(c, &kv_bytes, &scratch_bytes);
+    work w;
+    count_work(m, kv ? 4 : 2, &w);
+    const double pp_gflops = np > 0 ? pp_flops(&w, np) * pp_m / np / 1e9 : NAN;
+    const double tg_bpt = tg_bytes_per_token(&w, ng), tg_gbs = ng > 0 ? tg_bpt * tg_m / 1e9 : NAN;
+    double read_gbs, copy_gbs;
+    mem_bandwidth(threads > 0 ? (int)threads : lc_n_cores(), &read_gbs, &copy_gbs);
     char desc[128];
     lc_model_desc(m, desc, sizeof desc);
     const uint64_t bytes = lc_model_size_bytes(m), params = lc_model_n_params(m);
@@ -176,6 +312,15 @@ int cmd_bench(int argc, char **argv) {
             }
             putchar(']');
         }
+        const char *xn[] = {"pp_gflops", "tg_gbs", "tg_bytes_per_token", "mem_read_gbs", "mem_copy_gbs",
+                            "tg_roofline_read", "tg_roofline_copy", "peak_rss_bytes", "kv_bytes", "scratch_bytes"};
+        const double xv[] = {pp_gflops, tg_gbs, ng > 0 ? tg_bpt : NAN, read_gbs, copy_gbs,
+                             read_gbs > 0 ? tg_gbs / read_gbs : NAN, copy_gbs > 0 ? tg_gbs / copy_gbs : NAN,
+                             peak_rss, (double)kv_bytes, (double)scratch_bytes};
+        for (size_t k = 0; k < sizeof xn / sizeof *xn; k++) {
+            printf(", \"%s\": ", xn[k]);
+            cli_json_float(stdout, xv[k]);
+        }
         printf("}\n");
     } else {
         char size[32];
@@ -195,6 +340,16 @@ int cmd_bench(int argc, char **argv) {
                    lc_cpu_variant(), n_threads, test, tps);
         }
         printf("\nkv cache %s, %d repetitions after a warm-up\n", kv ? "f32" : "f16", (int)nr);
+        if (np > 0) printf("pp%d: %.1f GFLOP/s\n", (int)np, pp_gflops);
+        printf("memory bandwidth, %d threads: read %.1f GB/s, copy %.1f GB/s (read + written)\n", n_threads, read_gbs,
+               copy_gbs);
+        if (ng > 0)
+            printf("tg%d: %.1f GB/s (%.1f MB per token): %.0f%% of the read bandwidth, %.0f%% of the copy bandwidth\n",
+                   (int)ng, tg_gbs, tg_bpt / 1e6, 100.0 * tg_gbs / read_gbs, 100.0 * tg_gbs / copy_gbs);
+        const double need = (double)bytes + (double)kv_bytes + (double)scratch_bytes;
+        printf("peak resident memory %.1f MiB = %.2fx (tensors %.1f + KV cache %.1f + scratch %.1f MiB)\n",
+               peak_rss / 1048576.0, peak_rss / need, (double)bytes / 1048576.0, (double)kv_bytes / 1048576.0,
+               (double)scratch_bytes / 1048576.0);
     }
     r = CLI_OK;
 done:

@@ -53,6 +53,7 @@ static const char *help =
     "  --temp T                 temperature (default 0.8; 0: greedy)\n"
     "  --top-k K, --top-p P, --min-p P, --repeat-penalty R, --repeat-last-n N, --seed S   sampling, as llamac run\n"
     "  -t, --threads N          threads (default: all cores)\n"
+    "  --mmap                   map the model file instead of reading it into memory (huge pages)\n"
     "  -c, --ctx-size N         context size in tokens (default: the model's, at most 4096)\n"
     "  --kv f16|f32             KV cache type (default f16)\n"
     CLI_LORA_HELP
@@ -389,6 +390,7 @@ int cmd_chat(int argc, char **argv) {
         {NULL, "--repeat-last-n", CLI_INT, &repeat_last_n, -1, 1 << 30, NULL, NULL},
         {NULL, "--seed", CLI_U64, &seed, 0, 0, NULL, &seed_set},
         {"-t", "--threads", CLI_INT, &threads, 0, 1024, NULL, NULL},
+        CLI_MMAP_OPT,
         {"-c", "--ctx-size", CLI_INT, &n_ctx, 0, 1 << 24, NULL, NULL},
         {NULL, "--kv", CLI_CHOICE, &kv_choice, 0, 0, CLI_KV_CHOICES, NULL},
         {NULL, "--no-reuse", CLI_FLAG, &no_reuse, 0, 0, NULL, NULL},

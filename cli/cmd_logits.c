@@ -31,6 +31,7 @@ static const char *logits_help =
     "  -c, --ctx-size N     context size (default: the sequence length)\n"
     "  -b, --batch-size N   tokens per decode call (default: min(sequence length, 512))\n"
     "  -t, --threads N      threads (default: all cores)\n"
+    "  --mmap               map the model file instead of reading it into memory (huge pages)\n"
     "  --no-bos             do not prepend BOS to the text\n"
     CLI_LORA_HELP
     "  -h, --help           this help\n";
@@ -140,6 +141,7 @@ int cmd_logits(int argc, char **argv) {
         {"-c", "--ctx-size", CLI_INT, &n_ctx, 1, 1 << 24, NULL, NULL},
         {"-b", "--batch-size", CLI_INT, &n_batch, 1, 1 << 24, NULL, NULL},
         {"-t", "--threads", CLI_INT, &threads, 1, 4096, NULL, NULL},
+        CLI_MMAP_OPT,
         {NULL, "--no-bos", CLI_FLAG, &no_bos, 0, 0, NULL, NULL},
     };
     bool help;

@@ -36,6 +36,7 @@ static const char *perplexity_help =
     "  --chunks N           evaluate at most N chunks (default: all)\n"
     "  --kv f16|f32         KV cache type (default f16, as llama.cpp)\n"
     "  -t, --threads N      threads (default: all cores)\n"
+    "  --mmap               map the model file instead of reading it into memory (huge pages)\n"
     "  -h, --help           this help\n";
 
 /* -log p(tok) from one row of logits, with the roundings of llama.cpp's log_softmax: max in float, the sum of
@@ -75,6 +76,7 @@ int cmd_perplexity(int argc, char **argv) {
         {NULL, "--chunks", CLI_INT, &max_chunks, 1, 1 << 30, NULL, NULL},
         {NULL, "--kv", CLI_CHOICE, &kv, 0, 0, CLI_KV_CHOICES, NULL},
         {"-t", "--threads", CLI_INT, &threads, 1, 4096, NULL, NULL},
+        CLI_MMAP_OPT,
     };
     bool help = false;
     size_t n_pos = 0;

@@ -31,6 +31,7 @@ static const char *run_help =
     "  --repeat-last-n N        tokens looked back for the penalty (default 64; -1: all; 0: off)\n"
     "  --seed S                 random seed (default: random, printed on stderr; same seed, same output)\n"
     "  -t, --threads N          threads (default: all cores)\n"
+    "  --mmap                   map the model file instead of reading it into memory (huge pages)\n"
     "  -c, --ctx-size N         context size in tokens (default: the model's, at most 4096)\n"
     "  -b, --batch-size N       prompt tokens per decode call (default 512)\n"
     "  --kv f16|f32             KV cache type (default f16, as llama.cpp)\n"
@@ -77,6 +78,7 @@ int cmd_run(int argc, char **argv) {
         {NULL, "--repeat-last-n", CLI_INT, &repeat_last_n, -1, INT32_MAX, NULL, NULL},
         {NULL, "--seed", CLI_U64, &seed, 0, 0, NULL, &seed_set},
         {"-t", "--threads", CLI_INT, &threads, 1, 4096, NULL, NULL},
+        CLI_MMAP_OPT,
         {"-c", "--ctx-size", CLI_INT, &n_ctx, 1, 1 << 24, NULL, NULL},
         {"-b", "--batch-size", CLI_INT, &n_batch, 1, 1 << 24, NULL, NULL},
         {NULL, "--kv", CLI_CHOICE, &kv, 0, 0, CLI_KV_CHOICES, NULL},

@@ -30,6 +30,7 @@ static const char *help =
     "                           request's prompt and answer must fit in it; when the running answers fill it, idle\n"
     "                           slots' cached prompts go first, then the longest answer ends (finish_reason length)\n"
     "  -t, --threads N          threads (default: all cores)\n"
+    "  --mmap                   map the model file instead of reading it into memory (huge pages)\n"
     "  -b, --batch-size N       tokens per decode step at most (default 512)\n"
     "  --chunk N                prompt tokens per step while other requests generate (default 64)\n"
     "  --queue N                requests waiting for a slot before 503 (default 64)\n"
@@ -60,6 +61,7 @@ int cmd_serve(int argc, char **argv) {
         {"-np", "--parallel", CLI_INT, &parallel, 1, 256, NULL, NULL},
         {"-c", "--ctx-size", CLI_INT, &n_ctx, 0, 1 << 24, NULL, NULL},
         {"-t", "--threads", CLI_INT, &threads, 0, 1024, NULL, NULL},
+        CLI_MMAP_OPT,
         {"-b", "--batch-size", CLI_INT, &batch, 1, 1 << 16, NULL, NULL},
         {NULL, "--chunk", CLI_INT, &chunk, 1, 1 << 16, NULL, NULL},
         {NULL, "--queue", CLI_INT, &queue, 1, 1 << 20, NULL, NULL},
@@ -111,7 +113,7 @@ int cmd_serve(int argc, char **argv) {
         key = key_text;
     }
     srv_options o = {
-        .model_path = model, .host = host, .port = (int)port, .n_parallel = (int)parallel, .n_ctx = (int)n_ctx,
+        .model_path = model, .use_mmap = cli_use_mmap, .host = host, .port = (int)port, .n_parallel = (int)parallel, .n_ctx = (int)n_ctx,
         .n_threads = (int)threads, .n_batch = (int)batch, .n_chunk = (int)chunk, .queue_max = (int)queue,
         .kv_type = cli_kv_type(kv), .api_key = key, .max_body = (size_t)max_body, .max_messages = (size_t)max_messages,
         .max_tokens = (int)max_tokens, .timeout_s = (int)timeout, .max_connections = (int)max_conn, .model_name = alias,

@@ -514,6 +514,7 @@ int srv_run(const srv_options *o) {
     socklen_t alen;
     if (resolve(o->host, o->port, &addr, &alen)) return 2;
     lc_model_params mp = lc_model_default_params();
+    mp.use_mmap = o->use_mmap;
     if (lc_model_load(o->model_path, &mp, &sv.m)) {
         const char *msg = lc_last_error(); /* it names the file, or the file is named here */
         if (strstr(msg, o->model_path)) fprintf(stderr, "llamac: %s\n", msg);

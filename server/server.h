@@ -19,6 +19,7 @@
 /* ---- options (cmd_serve.c fills them) ---- */
 typedef struct srv_options {
     const char *model_path;
+    bool use_mmap;         /* map the weights (lc_model_params.use_mmap) */
     const char *host;      /* "127.0.0.1" */
     int port;              /* 0: any free port (printed) */
     int n_parallel;        /* slots: sequences decoded together */

@@ -10,6 +10,7 @@
 #include "llamac.h"
 
 #include "../src/gguf/gguf.h"
+#include "../src/model/model.h"
 #include "../src/quant/types.h"
 
 #include <unistd.h>
@@ -321,6 +322,36 @@ TEST(invalid_params_rejected) {
     CHECK(access(path, F_OK) != 0); /* nothing written */
 }
 
+/* The weights read into anonymous memory (the default) or mapped (use_mmap) are the same bytes: same logits. */
+TEST(model_copied_or_mapped_same_logits) {
+    lc_synth_params p = small(LC_TYPE_Q8_0);
+    const char *path = tmp_path("load-modes.gguf");
+    CHECK_OK(lc_synth_write(path, &p));
+    float *logits[2] = {NULL, NULL};
+    for (int mode = 0; mode < 2; mode++) {
+        lc_model_params mp = lc_model_default_params();
+        mp.use_mmap = mode == 1;
+        lc_model *m = NULL;
+        lc_context *c = NULL;
+        CHECK_OK(lc_model_load(path, &mp, &m));
+        if (!m) return;
+        CHECKF(m->file->copied == (mode == 0), "mode %d: copied = %d", mode, (int)m->file->copied);
+        CHECK_OK(lc_context_new(m, NULL, &c));
+        int32_t tok[5] = {1, 17, 42, 299, 3};
+        lc_batch b = {.n_tokens = 5, .token = tok};
+        CHECK_OK(lc_decode(c, &b));
+        logits[mode] = malloc(p.n_vocab * sizeof(float));
+        const float *l = lc_get_logits(c, 4); /* the last row: the only one with logits */
+        CHECK(l != NULL);
+        if (l && logits[mode]) memcpy(logits[mode], l, p.n_vocab * sizeof(float));
+        lc_context_free(c);
+        lc_model_free(m);
+    }
+    CHECK(logits[0] && logits[1] && !memcmp(logits[0], logits[1], p.n_vocab * sizeof(float)));
+    free(logits[0]);
+    free(logits[1]);
+}
+
 int main(void) {
     RUN(keys_match_params);
     RUN(tensors_named_and_shaped_as_llama_cpp_expects);
@@ -329,6 +360,7 @@ int main(void) {
     RUN(weight_statistics_and_name_seeding);
     RUN(quantized_types_hold_the_same_weights);
     RUN(invalid_params_rejected);
+    RUN(model_copied_or_mapped_same_logits);
     if (g_dir[0]) {
         char cmd[128];
         snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);

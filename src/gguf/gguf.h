@@ -72,7 +72,8 @@ typedef struct gguf_file {
     uint32_t version;   /* GGUF version (2 or 3); llama2.c checkpoints: their version (0 or 1) */
     const uint8_t *base; /* whole file (mmap'd or caller's buffer) */
     size_t size;
-    bool mapped;
+    bool mapped;         /* base is ours to unmap: the file mapped, or read into anonymous memory (copied) */
+    bool copied;         /* read into anonymous memory (transparent huge pages) rather than mapped */
     uint64_t n_kv;
     gguf_kv *kv;
     uint64_t n_tensors;
@@ -85,6 +86,19 @@ typedef struct gguf_file {
 ** open/map); LC_E_FORMAT ("<path>: offset <N>: <what>", with the key or tensor when known); LC_E_NOMEM. A parsed
 ** file is immutable and may be read from several threads. */
 int gguf_open(const char *path, gguf_file **out);
+/* How a file is brought into memory. Mapping (the default) costs nothing up front and lets the kernel evict pages
+** under memory pressure. Copying reads the whole file into anonymous memory backed by 2 MiB transparent huge pages:
+** the weights then stream without a TLB miss every 4 KiB, and the hardware prefetchers, which stop at page
+** boundaries, run 512 times further (decode measured 4-10% faster). A copy is made only when the file fits in the
+** memory available with a margin (MemAvailable minus an eighth); otherwise the file is mapped, with a warning. */
+typedef struct gguf_load {
+    bool copy;
+    void (*progress)(float fraction, void *user); /* optional, while copying: 0..1 */
+    void *progress_user;
+} gguf_load;
+/* gguf_open / llama2c_open with a load mode (NULL: map). */
+int gguf_open_ex(const char *path, const gguf_load *how, gguf_file **out);
+int llama2c_open_ex(const char *path, const gguf_load *how, gguf_file **out);
 /* Parses a buffer of size bytes (borrowed; must outlive *out). name is used in messages. */
 int gguf_parse(const void *buf, size_t size, const char *name, gguf_file **out);
 void gguf_close(gguf_file *f); /* NULL is a no-op */
@@ -155,8 +169,9 @@ int llama2c_open(const char *path, gguf_file **out);
 int llama2c_parse(const void *buf, size_t size, const char *name, gguf_file **out);
 
 /* ---- internal, shared by the readers ---- */
-/* Maps path read-only (*base, *size); LC_E_IO with a message on failure, LC_E_FORMAT for an empty file. */
-int gguf__map(const char *path, const uint8_t **base, size_t *size);
+/* Maps path read-only, or copies it as `how` says (*base, *size, *copied); LC_E_IO with a message on failure,
+** LC_E_FORMAT for an empty file. gguf__unmap releases either. */
+int gguf__map(const char *path, const gguf_load *how, const uint8_t **base, size_t *size, bool *copied);
 void gguf__unmap(const uint8_t *base, size_t size);
 /* A zeroed gguf_file with path copied (NULL on out of memory). */
 gguf_file *gguf__new(const char *name, const void *buf, size_t size);

@@ -551,9 +551,59 @@ int gguf_parse(const void *buf, size_t size, const char *name, gguf_file **out) 
     return 0;
 }
 
-int gguf__map(const char *path, const uint8_t **base, size_t *size) {
+/* MemAvailable from /proc/meminfo in bytes (0 when unknown). */
+static uint64_t mem_available(void) {
+    FILE *fp = fopen("/proc/meminfo", "r");
+    if (!fp) return 0;
+    char line[128];
+    unsigned long long kb = 0;
+    while (fgets(line, sizeof line, fp))
+        if (sscanf(line, "MemAvailable: %llu kB", &kb) == 1) break;
+    fclose(fp);
+    return (uint64_t)kb * 1024;
+}
+
+/* Reads the open file fd (size bytes) into anonymous memory aligned to 2 MiB and advised for huge pages, then makes
+** it read-only. NULL (errno set) on failure: the caller maps the file instead. */
+static void *copy_file(int fd, size_t size, const char *path, const gguf_load *how) {
+    const size_t huge = (size_t)2 << 20;
+    if (size > SIZE_MAX - huge) return NULL;
+    uint8_t *raw = mmap(NULL, size + huge, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (raw == MAP_FAILED) return NULL;
+    uint8_t *p = (uint8_t *)(((uintptr_t)raw + huge - 1) & ~(uintptr_t)(huge - 1));
+    const size_t len = (size + 4095) & ~(size_t)4095; /* what munmap(p, size) releases */
+    if (p > raw) munmap(raw, (size_t)(p - raw));
+    if (raw + size + huge > p + len) munmap(p + len, (size_t)(raw + size + huge - (p + len)));
+#ifdef MADV_HUGEPAGE
+    madvise(p, len, MADV_HUGEPAGE);
+#endif
+#ifdef POSIX_FADV_SEQUENTIAL
+    posix_fadvise(fd, 0, (off_t)size, POSIX_FADV_SEQUENTIAL);
+#endif
+    const size_t chunk = (size_t)64 << 20;
+    size_t done = 0;
+    while (done < size) {
+        ssize_t k = pread(fd, p + done, LC_MIN(chunk, size - done), (off_t)done);
+        if (k < 0 && errno == EINTR) continue;
+        if (k <= 0) {
+            int err = k < 0 ? errno : EIO;
+            LC_WARN("%s: reading at offset %llu: %s; mapping the file instead", path, (ull)done,
+                    k < 0 ? strerror(err) : "the file shrank");
+            munmap(p, size);
+            errno = err;
+            return NULL;
+        }
+        done += (size_t)k;
+        if (how->progress) how->progress((float)done / (float)size, how->progress_user);
+    }
+    mprotect(p, size, PROT_READ);
+    return p;
+}
+
+int gguf__map(const char *path, const gguf_load *how, const uint8_t **base, size_t *size, bool *copied) {
     *base = NULL;
     *size = 0;
+    *copied = false;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return LC_ERR(LC_E_IO, "%s: cannot open: %s", path, strerror(errno));
     struct stat st;
@@ -574,7 +624,18 @@ int gguf__map(const char *path, const uint8_t **base, size_t *size) {
         close(fd);
         return LC_ERR(LC_E_NOMEM, "%s: %llu bytes cannot be mapped on this machine", path, (ull)st.st_size);
     }
-    void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+    void *p = NULL;
+    if (how && how->copy) {
+        const uint64_t avail = mem_available();
+        if ((uint64_t)st.st_size <= avail - avail / 8) {
+            p = copy_file(fd, (size_t)st.st_size, path, how);
+            *copied = p != NULL;
+        } else if (avail) { /* unknown (no /proc): map quietly */
+            LC_WARN("%s: %.2f GiB do not fit in the %.2f GiB of memory available; mapping the file instead", path,
+                    (double)st.st_size / (1 << 30), (double)avail / (1 << 30));
+        }
+    }
+    if (!p) p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
     int err = errno;
     close(fd);
     if (p == MAP_FAILED) return LC_ERR(LC_E_IO, "%s: cannot map %llu bytes: %s", path, (ull)st.st_size, strerror(err));
@@ -587,18 +648,22 @@ void gguf__unmap(const uint8_t *base, size_t size) {
     if (base) munmap((void *)(uintptr_t)base, size);
 }
 
-int gguf_open(const char *path, gguf_file **out) {
+int gguf_open(const char *path, gguf_file **out) { return gguf_open_ex(path, NULL, out); }
+
+int gguf_open_ex(const char *path, const gguf_load *how, gguf_file **out) {
     *out = NULL;
     if (!path) return LC_ERR(LC_E_INVALID, "gguf_open: no path given");
     const uint8_t *base;
     size_t size;
-    int e = gguf__map(path, &base, &size);
+    bool copied;
+    int e = gguf__map(path, how, &base, &size, &copied);
     if (e) return e;
     if ((e = gguf_parse(base, size, path, out))) {
         gguf__unmap(base, size);
         return e;
     }
     (*out)->mapped = true;
+    (*out)->copied = copied;
     return 0;
 }
 

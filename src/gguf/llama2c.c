@@ -222,17 +222,21 @@ int llama2c_parse(const void *buf, size_t size, const char *name, gguf_file **ou
     return 0;
 }
 
-int llama2c_open(const char *path, gguf_file **out) {
+int llama2c_open(const char *path, gguf_file **out) { return llama2c_open_ex(path, NULL, out); }
+
+int llama2c_open_ex(const char *path, const gguf_load *how, gguf_file **out) {
     *out = NULL;
     if (!path) return LC_ERR(LC_E_INVALID, "llama2c_open: no path given");
     const uint8_t *base;
     size_t size;
-    int e = gguf__map(path, &base, &size);
+    bool copied;
+    int e = gguf__map(path, how, &base, &size, &copied);
     if (e) return e;
     if ((e = llama2c_parse(base, size, path, out))) {
         gguf__unmap(base, size);
         return e;
     }
     (*out)->mapped = true;
+    (*out)->copied = copied;
     return 0;
 }

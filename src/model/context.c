@@ -130,6 +130,12 @@ int lc_context_new(lc_model *m, const lc_context_params *params, lc_context **ou
     c->xq = lc__aligned_alloc(xq);
     c->cap_out = (int32_t)LC_MIN(nb, LC_MAX(p.n_seq_max, 1u));
     c->logits = lc__aligned_alloc((size_t)c->cap_out * hp->n_vocab * sizeof(float));
+    c->kv_bytes = 2ull * hp->n_layer * n_ctx * n_kv * c->kv_elt;
+    c->scratch_bytes = sizeof(float) * (nb * (3 * n_embd + 2 * n_q + 2 * n_kv + 2 * n_ff + hp->n_rot) +
+                                         (size_t)p.n_threads * group * (n_ctx + 16) +
+                                         (size_t)c->cap_out * hp->n_vocab) +
+                       (size_t)p.n_threads * (group * hp->head_dim * 4 + 64) + xq + nb * 5 * sizeof(int32_t) +
+                       n_ctx * sizeof *c->cells;
     if (!ok || !c->xq || !c->logits) {
         lc_context_free(c);
         return LC_ERR(LC_E_NOMEM, "out of memory creating a context of %u tokens (n_batch %u)", p.n_ctx, p.n_batch);
@@ -215,6 +221,7 @@ int lc_decode(lc_context *c, const lc_batch *b) {
         if (!nl) return LC_ERR(LC_E_NOMEM, "lc_decode: out of memory for %d rows of logits", n_out);
         lc__aligned_free(c->logits);
         c->logits = nl;
+        c->scratch_bytes += (uint64_t)(n_out - c->cap_out) * hp->n_vocab * sizeof(float);
         c->cap_out = n_out;
     }
     /* cells: the lowest free one above the sequence's cells, else the lowest free one; taken cells are undone if the
@@ -252,4 +259,9 @@ int lc_decode(lc_context *c, const lc_batch *b) {
 const float *lc_get_logits(const lc_context *c, int32_t i) {
     if (i < 0 || i >= c->n_batch_last || c->out_idx[i] < 0) return NULL;
     return c->logits + (size_t)c->out_idx[i] * c->model->hp.n_vocab;
+}
+
+void lc_context_memory(const lc_context *c, uint64_t *kv_bytes, uint64_t *scratch_bytes) {
+    if (kv_bytes) *kv_bytes = c->kv_bytes;
+    if (scratch_bytes) *scratch_bytes = c->scratch_bytes;
 }

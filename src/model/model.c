@@ -261,7 +261,7 @@ static int bind_weights(lc_model *m) {
 /* Touches every page of the weights once, so the first token does not pay for page faults, with progress. */
 static void prefault(lc_model *m, const lc_model_params *p) {
     const gguf_file *f = m->file;
-    if (!f->mapped || f->size == 0) return;
+    if (!f->mapped || f->copied || f->size == 0) return; /* a copy is resident already */
     madvise((void *)((uintptr_t)f->base & ~(uintptr_t)4095), f->size, MADV_WILLNEED);
     volatile uint8_t sink = 0;
     const size_t step = 4096, chunk = (size_t)64 << 20;
@@ -310,10 +310,14 @@ int lc_model_load(const char *path, const lc_model_params *params, lc_model **ou
     gguf_file *f = NULL;
     int r;
     bool llama2c = false;
+    /* weights are copied into huge pages unless asked to map them (or only the metadata is wanted) */
+    const gguf_load how = {.copy = !(params && (params->use_mmap || params->metadata_only)),
+                           .progress = params ? params->progress : NULL,
+                           .progress_user = params ? params->progress_user : NULL};
     if (is_gguf || !ends_with(path, ".bin")) {
-        r = gguf_open(path, &f);
+        r = gguf_open_ex(path, &how, &f);
     } else {
-        r = llama2c_open(path, &f);
+        r = llama2c_open_ex(path, &how, &f);
         llama2c = true;
     }
     if (r) return r;

@@ -81,6 +81,7 @@ struct lc_context {
     float *x, *xb, *xb2, *q, *k, *v, *att_out, *hb, *hb2;
     void *xq;          /* activations converted to the vec-dot type of the next matmul */
     size_t xq_bytes;
+    uint64_t kv_bytes, scratch_bytes; /* lc_context_memory */
     float *att;        /* per thread: scores over n_ctx cells */
     void *qconv;       /* per thread: one query head converted to the K cache type */
     float *rope_cs;    /* per batch row: cos/sin pairs [n_batch][n_rot] */
