@@ -90,9 +90,6 @@ void lc__kernels_fill_amx(lc_kernels *k);
 void lc__kernels_fill_avx2_quants(lc_kernels *k);
 void lc__kernels_fill_avx512_quants(lc_kernels *k, const lc_cpu_features *cpu);
 void lc__kernels_fill_neon_quants(lc_kernels *k);
-/* avx2_quants.c: the Q8_0 GEMM (n_tok >= 2) on rows staged 8 at a time, which avx2.c's gemm calls. */
-void lc__gemm_x8_q8_0_avx2(int n, int nr, int nt, const void *w, size_t ws, const void *x, size_t xs, float *y,
-                           size_t ldy);
 
 /* ref.c's kernels, also used by the ISA files for the types they do not accelerate and by tests. */
 void lc__vec_dot_f32_ref(int n, float *s, const void *w, const void *x);
