@@ -63,10 +63,13 @@ static void rope_apply(float *x, int n_heads, int head_dim, int n_rot, const flo
 
 /* What the conversion buffer xq holds: the input of the current group of matmuls (Q/K/V, or gate/up) in vec-dot
 ** type vdt (-1: nothing valid; reset at the start of each group, after the barrier that follows its input's
-** writer). */
+** writer). Also each thread's place in the forward's sequence of matmul row chunks (see matmul). */
 typedef struct prep_key {
     int vdt;
+    uint64_t base; /* tickets below it belong to the matmuls already done */
+    uint64_t held; /* a ticket taken for a later matmul (NO_TICKET: none) */
 } prep_key;
+#define NO_TICKET UINT64_MAX
 
 static const void *matmul_input(lc_context *c, prep_key *pk, const lc_weight *w, const float *X, int n_tok, int ith,
                                 int nth) {
@@ -82,11 +85,37 @@ static const void *matmul_input(lc_context *c, prep_key *pk, const lc_weight *w,
     return c->xq;
 }
 
-/* Y[n_tok][w->ne[1]] = X[n_tok][w->ne[0]] @ W^T. The caller puts a barrier before reading Y. */
+/* Y[n_tok][w->ne[1]] = X[n_tok][w->ne[0]] @ W^T. The caller puts a barrier before reading Y.
+** The rows are dealt out in chunks (about 128 KiB of weights for decode, 512 KiB for a batch) to whichever thread
+** asks next, so a thread slowed by anything else on its core does not hold the others at the next barrier. Every
+** thread runs the same sequence of matmuls, so each can number the chunks of the whole forward alike: matmul k owns
+** tickets [base_k, base_k + n_chunks_k) of one counter that only grows (no reset, hence no barrier between the
+** matmuls of a group). A thread that draws a ticket of a later matmul keeps it and works it off there, after
+** whatever barrier comes first. Results do not depend on who computes a row (the kernels' batch invariance). */
 static void matmul(lc_context *c, prep_key *pk, const lc_weight *w, const float *X, float *Y, int n_tok, int ith,
                    int nth) {
     const void *xq = matmul_input(c, pk, w, X, n_tok, ith, nth);
-    lc_matmul(w->type, w->data, w->row_bytes, (int)w->ne[1], (int)w->ne[0], xq, n_tok, Y, (int)w->ne[1], ith, nth);
+    const int n_out = (int)w->ne[1], n_in = (int)w->ne[0];
+    if (nth == 1) {
+        lc_matmul(w->type, w->data, w->row_bytes, n_out, n_in, xq, n_tok, Y, n_out, 0, 1);
+        return;
+    }
+    const uint64_t bytes = (uint64_t)w->row_bytes * (uint64_t)n_out;
+    const uint64_t want = bytes / (n_tok == 1 ? (128u << 10) : (512u << 10));
+    const int n_groups = (n_out + 15) / 16; /* lc_matmul's row groups */
+    const int n_chunks = (int)LC_MIN((uint64_t)n_groups, LC_MAX(want, (uint64_t)nth));
+    const uint64_t base = pk->base;
+    pk->base += (uint64_t)n_chunks;
+    for (;;) {
+        uint64_t t = pk->held;
+        if (t == NO_TICKET) t = atomic_fetch_add_explicit(&c->mm_ticket, 1, memory_order_relaxed);
+        pk->held = NO_TICKET;
+        if (t >= pk->base) { /* a later matmul's */
+            pk->held = t;
+            return;
+        }
+        lc_matmul(w->type, w->data, w->row_bytes, n_out, n_in, xq, n_tok, Y, n_out, (int)(t - base), n_chunks);
+    }
 }
 
 static void embed_rows(lc_context *c, int ith, int nth) {
@@ -200,7 +229,7 @@ static void forward_worker(void *arg, int ith, int nth) {
     const lc_hparams *hp = &m->hp;
     const int n_embd = (int)hp->n_embd, n_ff = (int)hp->n_ff, hd = (int)hp->head_dim;
     const int n_q = (int)hp->n_head * hd, n_kv = (int)hp->n_head_kv * hd;
-    prep_key pk = {-1};
+    prep_key pk = {-1, 0, NO_TICKET};
     int n = c->b_n; /* rows still computed (shrinks to the output rows in the last layer) */
     int r0 = 0, r1 = 0;
 
@@ -304,5 +333,6 @@ static void forward_worker(void *arg, int ith, int nth) {
 
 void lc__forward(lc_context *c) {
     fwd_state st = {c, lc_kernels_get()};
+    atomic_store_explicit(&c->mm_ticket, 0, memory_order_relaxed); /* the pool's start orders it before the workers */
     lc_pool_run(c->pool, forward_worker, &st);
 }

@@ -12,6 +12,8 @@
 #include "../gguf/gguf.h"
 #include "../tokenizer/tokenizer.h"
 
+#include <stdatomic.h>
+
 /* A weight matrix (or vector): ne[0] elements per row (the input dimension), ne[1] rows. Borrowed from the mapping,
 ** or from model-owned memory for converted vectors. */
 typedef struct lc_weight {
@@ -82,6 +84,7 @@ struct lc_context {
     void *xq;          /* activations converted to the vec-dot type of the next matmul */
     size_t xq_bytes;
     uint64_t kv_bytes, scratch_bytes; /* lc_context_memory */
+    _Atomic uint64_t mm_ticket;       /* forward.c: next chunk of matmul rows to take (reset every forward) */
     float *att;        /* per thread: scores over n_ctx cells */
     void *qconv;       /* per thread: one query head converted to the K cache type */
     float *rope_cs;    /* per batch row: cos/sin pairs [n_batch][n_rot] */
