@@ -67,6 +67,10 @@ oc = runs["llama.cpp"][0] if runs["llama.cpp"] else {}
 res["threads"] = first.get("threads")
 res["model_bytes"] = first.get("model_bytes", oc.get("model_bytes"))
 res["llama.cpp"] = {k: oc.get(k) for k in ("version", "model", "kv", "flash_attn", "n_prompt", "n_gen", "reps")}
+# llamac's own figures (medians over its runs): GFLOP/s, GB/s, the machine's bandwidth, decode roofline, peak RSS
+extra = ("pp_gflops", "tg_gbs", "mem_read_gbs", "mem_copy_gbs", "tg_roofline_read", "tg_roofline_copy",
+         "peak_rss_bytes", "kv_bytes", "scratch_bytes")
+res["llamac_figures"] = {k: med("llamac", k) for k in extra}
 if as_json:
     print(json.dumps(res))
 else:
@@ -78,4 +82,15 @@ else:
         if r["llamac"] != r["llamac"]:  # NaN: this test was skipped (-p 0 or -n 0)
             continue
         print(f"{name:<8}{r['llamac']:>14.2f}{r['llama.cpp']:>16.2f}{r['ratio']:>8.3f}x")
+    f = res["llamac_figures"]
+    if f["mem_read_gbs"] == f["mem_read_gbs"]:  # absent (NaN) from an older llamac
+        line = f"llamac: memory read {f['mem_read_gbs']:.1f} GB/s, copy {f['mem_copy_gbs']:.1f} GB/s"
+        if f["pp_gflops"] == f["pp_gflops"]:
+            line += f"; pp {f['pp_gflops']:.1f} GFLOP/s"
+        if f["tg_gbs"] == f["tg_gbs"]:
+            line += (f"; tg {f['tg_gbs']:.1f} GB/s = {100 * f['tg_roofline_read']:.0f}% of read, "
+                     f"{100 * f['tg_roofline_copy']:.0f}% of copy")
+        need = (res["model_bytes"] or 0) + f["kv_bytes"] + f["scratch_bytes"]
+        line += f"; peak RSS {f['peak_rss_bytes'] / 2**20:.0f} MiB = {f['peak_rss_bytes'] / need:.2f}x weights+KV+scratch"
+        print(line)
 PY
