@@ -352,6 +352,54 @@ TEST(model_copied_or_mapped_same_logits) {
     free(logits[1]);
 }
 
+/* The forward deals matmul rows to threads in chunks from a shared counter (forward.c); the logits of a prompt
+** batch and of the decode steps after it must not depend on the thread count nor on who took which chunk. */
+TEST(logits_same_for_any_thread_count) {
+    lc_synth_params p = small(LC_TYPE_Q8_0);
+    p.n_embd = 256, p.n_ff = 512, p.n_vocab = 4096; /* output matrix 1.1 MB: several chunks per matmul */
+    const char *path = tmp_path("threads.gguf");
+    CHECK_OK(lc_synth_write(path, &p));
+    lc_model *m = NULL;
+    CHECK_OK(lc_model_load(path, NULL, &m));
+    if (!m) return;
+    enum { N_PROMPT = 7, N_GEN = 3, N_ROWS = N_PROMPT + N_GEN };
+    const size_t V = p.n_vocab;
+    float *ref = malloc(N_ROWS * V * sizeof(float)), *got = malloc(N_ROWS * V * sizeof(float));
+    CHECK(ref && got);
+    const int threads[] = {1, 2, 3, 5};
+    for (size_t ti = 0; ref && got && ti < sizeof threads / sizeof *threads; ti++) {
+        lc_context_params cp = lc_context_default_params();
+        cp.n_ctx = 64, cp.n_threads = threads[ti];
+        lc_context *c = NULL;
+        CHECK_OK(lc_context_new(m, &cp, &c));
+        if (!c) break;
+        float *out = ti == 0 ? ref : got;
+        int32_t tok[N_PROMPT] = {1, 900, 17, 4095, 256, 3, 2048};
+        int8_t want[N_PROMPT] = {1, 1, 1, 1, 1, 1, 1};
+        lc_batch b = {.n_tokens = N_PROMPT, .token = tok, .logits = want};
+        CHECK_OK(lc_decode(c, &b));
+        for (int i = 0; i < N_PROMPT; i++) {
+            const float *l = lc_get_logits(c, i);
+            CHECK(l != NULL);
+            if (l) memcpy(out + i * V, l, V * sizeof(float));
+        }
+        for (int g = 0; g < N_GEN; g++) {
+            int32_t t1 = 100 + 37 * g;
+            lc_batch b1 = {.n_tokens = 1, .token = &t1};
+            CHECK_OK(lc_decode(c, &b1));
+            const float *l = lc_get_logits(c, 0);
+            CHECK(l != NULL);
+            if (l) memcpy(out + (N_PROMPT + g) * V, l, V * sizeof(float));
+        }
+        if (ti > 0) CHECKF(!memcmp(ref, got, N_ROWS * V * sizeof(float)), "%d threads: logits differ from 1 thread",
+                           threads[ti]);
+        lc_context_free(c);
+    }
+    free(ref);
+    free(got);
+    lc_model_free(m);
+}
+
 int main(void) {
     RUN(keys_match_params);
     RUN(tensors_named_and_shaped_as_llama_cpp_expects);
@@ -361,6 +409,7 @@ int main(void) {
     RUN(quantized_types_hold_the_same_weights);
     RUN(invalid_params_rejected);
     RUN(model_copied_or_mapped_same_logits);
+    RUN(logits_same_for_any_thread_count);
     if (g_dir[0]) {
         char cmd[128];
         snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);
