@@ -281,7 +281,7 @@ INLINE float gemv_row_q8_0(float sum, int nb, const block_q8_0 *w, const block_q
         /* the bytes 2 KiB ahead (this row's next blocks, or the next row's first), a line at a time: the hardware
         ** prefetcher alone left decode at ~74% of the read bandwidth (tg 1B Q8_0, 2 threads: +8-10%, medians of 5-6
         ** alternated runs; 1 KiB gave less, 8 KiB nothing) */
-        const char *pf = (const char *)(w + ib) + 2048;
+        const char *pf = (const char *)((uintptr_t)(w + ib) + 2048); /* may lie past W: a prefetch never faults */
         for (int l = 0; l < 8 * (int)sizeof(block_q8_0); l += 64) _mm_prefetch(pf + l, _MM_HINT_T0);
         __m256i p[8];
 #pragma GCC unroll 8
