@@ -86,8 +86,9 @@ static const void *matmul_input(lc_context *c, prep_key *pk, const lc_weight *w,
 }
 
 /* Y[n_tok][w->ne[1]] = X[n_tok][w->ne[0]] @ W^T. The caller puts a barrier before reading Y.
-** The rows are dealt out in chunks (about 128 KiB of weights for decode, 512 KiB for a batch) to whichever thread
-** asks next, so a thread slowed by anything else on its core does not hold the others at the next barrier. Every
+** The rows are dealt out in chunks (about 512 KiB of weights) to whichever thread asks next, so a thread slowed by
+** anything else on its core does not hold the others at the next barrier. (Decode had 128 KiB chunks until each
+** chunk's cold start showed: 512 KiB was faster in alternated tg32 runs, Q4_0 +6% and Q8_0 +10%, medians, Zen 3.) Every
 ** thread runs the same sequence of matmuls, so each can number the chunks of the whole forward alike: matmul k owns
 ** tickets [base_k, base_k + n_chunks_k) of one counter that only grows (no reset, hence no barrier between the
 ** matmuls of a group). A thread that draws a ticket of a later matmul keeps it and works it off there, after
@@ -101,7 +102,7 @@ static void matmul(lc_context *c, prep_key *pk, const lc_weight *w, const float 
         return;
     }
     const uint64_t bytes = (uint64_t)w->row_bytes * (uint64_t)n_out;
-    const uint64_t want = bytes / (n_tok == 1 ? (128u << 10) : (512u << 10));
+    const uint64_t want = bytes / (512u << 10);
     const int n_groups = (n_out + 15) / 16; /* lc_matmul's row groups */
     const int n_chunks = (int)LC_MIN((uint64_t)n_groups, LC_MAX(want, (uint64_t)nth));
     const uint64_t base = pk->base;
