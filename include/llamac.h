@@ -231,6 +231,11 @@ const float *lc_get_logits(const lc_context *c, int32_t i);
 void lc_kv_remove(lc_context *c, int32_t seq, int32_t p0, int32_t p1);
 /* Number of cached positions of sequence seq (its next position). */
 int32_t lc_kv_seq_len(const lc_context *c, int32_t seq);
+/* Copies the cached positions [p0, p1) of sequence src into sequence dst (p1 < 0: to the end), into free cells and
+** in src's order, so dst then continues exactly as if it had decoded those tokens itself (same logits, bit for bit):
+** a shared prompt prefix is computed once. dst must hold none of those positions. Returns the number of positions
+** copied, or a negative lc_status (invalid ids or range, or not enough free cells: then nothing is copied). */
+int32_t lc_kv_copy(lc_context *c, int32_t src, int32_t dst, int32_t p0, int32_t p1);
 
 /* ---- LoRA adapters ------------------------------------------------------------------------------------------
 ** GGUF LoRA adapters as llama.cpp loads them (general.type "adapter", adapter.type "lora", adapter.lora.alpha,

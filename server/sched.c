@@ -5,9 +5,10 @@
 ** generates (so a long prompt never stalls the streams for long) and n_batch otherwise; one lc_decode; then each
 ** slot whose row gave logits samples its next token and writes what it produced into its request's out buffer.
 ** Queued requests take free slots between steps. A free slot keeps its tokens in the cache: a new request goes to
-** the free slot sharing the longest prefix with its prompt and decodes only the rest (the prompt cache); idle
-** caches are evicted, least recently used first, when the cells are needed. A request whose client left is dropped
-** at the next step. Invariant: slot->cache[0..n_cache) are exactly the tokens of sequence slot->seq in the KV cache.
+** the free slot sharing the longest prefix with its prompt, copies in a longer prefix that another slot holds
+** (lc_kv_copy), and decodes only the rest (the prompt cache); idle caches are evicted, least recently used first,
+** when the cells are needed. A request whose client left is dropped at the next step. Invariant:
+** slot->cache[0..n_cache) are exactly the tokens of sequence slot->seq in the KV cache.
 */
 #include "server.h"
 
@@ -488,6 +489,8 @@ static void on_logits(srv_sched *s, slot *sl) {
 
 /* ---- slots and the queue ---- */
 
+static int32_t kv_used(const srv_sched *s);
+
 static int32_t common_prefix(const slot *sl, const srv_req *r) {
     int32_t k = 0;
     while (k < sl->n_cache && k < r->n_prompt && sl->cache[k] == r->prompt[k]) k++;
@@ -507,6 +510,20 @@ static void admit(srv_sched *s, srv_req *r) {
     int32_t k = best_k < r->n_prompt ? best_k : r->n_prompt - 1; /* the last prompt token is decoded for its logits */
     lc_kv_remove(s->c, best->seq, k, -1);
     best->n_cache = k;
+    /* A longer prefix in another slot, busy or not (users' requests share system prompts and templates; requests
+    ** arriving together find no idle slot holding it), is copied into this one rather than decoded again. */
+    const slot *src = NULL;
+    int32_t src_k = k;
+    for (int i = 0; i < s->n_slots; i++) {
+        const slot *sl = &s->slots[i];
+        int32_t n = sl == best ? 0 : common_prefix(sl, r);
+        if (n > r->n_prompt - 1) n = r->n_prompt - 1;
+        if (n > src_k) src = sl, src_k = n;
+    }
+    if (src && s->n_ctx - kv_used(s) >= src_k - k && lc_kv_copy(s->c, src->seq, best->seq, k, src_k) == src_k - k) {
+        memcpy(best->cache + k, r->prompt + k, sizeof(int32_t) * (size_t)(src_k - k));
+        best->n_cache = k = src_k;
+    }
     best->n_reused = k;
     best->req = r;
     best->state = S_PREFILL;

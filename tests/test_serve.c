@@ -456,6 +456,33 @@ TEST(greedy_completion_equals_the_library) {
     resp_free(&r);
 }
 
+/* Sends a POST (the key as a bearer token unless NULL) without waiting for the answer. Returns the socket or -1. */
+static int open_stream(int port, const char *path, const char *key, const char *body) {
+    const int fd = connect_port(port, 30);
+    if (fd < 0) return -1;
+    char req[4096], auth[256] = "";
+    if (key) snprintf(auth, sizeof auth, "Authorization: Bearer %s\r\n", key);
+    snprintf(req, sizeof req, "POST %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n%sContent-Length: %zu\r\n\r\n%s",
+             path, auth, strlen(body), body);
+    if (!send_all(fd, req, strlen(req))) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* Reads from fd until min bytes came, it closes, or 50 reads (each bounded by the socket's timeout); the count. */
+static ssize_t read_at_least(int fd, ssize_t min) {
+    char buf[4096];
+    ssize_t got = 0;
+    for (int i = 0; i < 50 && got < min; i++) {
+        const ssize_t k = recv(fd, buf, sizeof buf, 0);
+        if (k <= 0) break;
+        got += k;
+    }
+    return got;
+}
+
 /* A repeated chat prompt is served from the prompt cache, with the same greedy answer. */
 TEST(prompt_cache_reuses_a_repeated_prefix) {
     NEED_SERVER();
@@ -474,6 +501,37 @@ TEST(prompt_cache_reuses_a_repeated_prefix) {
     free(ta);
     free(tb);
     resp_free(&a);
+    resp_free(&b);
+}
+
+/* A request whose prompt shares a long prefix (a system prompt) with a request still running copies that prefix's KV
+** cells from its slot (lc_kv_copy) instead of decoding them again: its usage reports them as cached. */
+TEST(prompt_cache_copies_a_prefix_from_a_busy_slot) {
+    NEED_SERVER();
+    char sys[1200] = "";
+    for (int i = 0; i < 40; i++) /* unique words: no idle slot holds this system prompt */
+        snprintf(sys + strlen(sys), sizeof sys - strlen(sys), "copy%d rule%d ", i * 7 + 3, i * 13 + 1);
+    char body_a[2048], body_b[2048];
+    snprintf(body_a, sizeof body_a,
+             "{\"messages\": [{\"role\": \"system\", \"content\": \"%s\"}, {\"role\": \"user\", \"content\": "
+             "\"first\"}], \"max_tokens\": 2000, \"stream\": true, \"logit_bias\": {\"2\": -100}}", sys);
+    snprintf(body_b, sizeof body_b,
+             "{\"messages\": [{\"role\": \"system\", \"content\": \"%s\"}, {\"role\": \"user\", \"content\": "
+             "\"second\"}], \"max_tokens\": 3, \"temperature\": 0}", sys);
+    const int fd = open_stream(g_srv.port, "/v1/chat/completions", KEY, body_a);
+    CHECK(fd >= 0);
+    const ssize_t got = read_at_least(fd, 300); /* A is generating: its prompt is in its slot's cache */
+    CHECKF(got >= 300, "no stream data (%zd bytes)", got);
+    resp b;
+    const bool ok = http(g_srv.port, "POST", "/v1/chat/completions", NULL, body_b, &b);
+    close(fd);
+    CHECK(ok);
+    CHECKF(b.status == 200, "%d %s", b.status, b.body);
+    const char *pt = strstr(b.body, "\"prompt_tokens\":"), *ct = strstr(b.body, "\"cached_tokens\":");
+    CHECK(pt && ct);
+    const int np = atoi(pt + 16), nc = atoi(ct + 16);
+    CHECKF(np > 40 && nc > np / 2 && nc < np, "the second request reused %d of %d prompt tokens (want the system "
+           "prompt's, copied from the running request)", nc, np);
     resp_free(&b);
 }
 
@@ -622,21 +680,10 @@ static long metric(int port, const char *name) {
 TEST(disconnect_mid_stream_frees_the_slot) {
     NEED_SERVER();
     const long before = metric(g_srv.port, "llamac_requests_cancelled_total");
-    const int fd = connect_port(g_srv.port, 30);
-    CHECK(fd >= 0);
-    char req[1024];
     const char *body = "{\"prompt\": \"Tell me a very long story\", \"max_tokens\": 2000, \"stream\": true, \"logit_bias\": {\"2\": -100}}";
-    snprintf(req, sizeof req,
-             "POST /v1/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " KEY "\r\nContent-Length: %zu\r\n\r\n%s",
-             strlen(body), body);
-    CHECK(send_all(fd, req, strlen(req)));
-    char buf[4096];
-    ssize_t got = 0;
-    for (int i = 0; i < 50 && got < 200; i++) {
-        const ssize_t k = recv(fd, buf, sizeof buf, 0);
-        if (k <= 0) break;
-        got += k;
-    }
+    const int fd = open_stream(g_srv.port, "/v1/completions", KEY, body);
+    CHECK(fd >= 0);
+    const ssize_t got = read_at_least(fd, 200);
     CHECKF(got >= 200, "no stream data (%zd bytes)", got);
     close(fd);
     long active = -1, cancelled = -1;
@@ -886,29 +933,15 @@ TEST(concurrent_streams_on_a_trained_model) {
 
 /* ---- queue and shutdown (their own servers) ---- */
 
-static int open_stream(int port, const char *body) {
-    const int fd = connect_port(port, 30);
-    if (fd < 0) return -1;
-    char req[2048];
-    snprintf(req, sizeof req,
-             "POST /v1/completions HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: %zu\r\n\r\n%s",
-             strlen(body), body);
-    if (!send_all(fd, req, strlen(req))) {
-        close(fd);
-        return -1;
-    }
-    return fd;
-}
-
 TEST(full_queue_answers_503_with_retry_after) {
     NEED_SERVER_BUILD();
     server s;
     const char *args[] = {"--parallel", "1", "--queue", "1", "-c", "16384", NULL};
     START(&s, g_model, args);
     const char *body = "{\"prompt\": \"long\", \"max_tokens\": 16000, \"stream\": true, \"logit_bias\": {\"2\": -100}}";
-    const int a = open_stream(s.port, body);
+    const int a = open_stream(s.port, "/v1/completions", NULL, body);
     usleep(100000);
-    const int b = open_stream(s.port, body);
+    const int b = open_stream(s.port, "/v1/completions", NULL, body);
     bool ready = false; /* one request in the slot, one queued (a busy machine may take a while) */
     for (int i = 0; i < 400 && !ready; i++)
         if (!(ready = metric(s.port, "llamac_queue_depth") == 1 && metric(s.port, "llamac_slots_active") == 1)) usleep(50000);
@@ -928,7 +961,7 @@ TEST(sigterm_lets_a_running_stream_finish) {
     NEED_SERVER_BUILD();
     server s;
     START(&s, g_model, NULL);
-    const int fd = open_stream(s.port, "{\"prompt\": \"drain\", \"max_tokens\": 60, \"stream\": true, \"temperature\": 0, "
+    const int fd = open_stream(s.port, "/v1/completions", NULL, "{\"prompt\": \"drain\", \"max_tokens\": 60, \"stream\": true, \"temperature\": 0, "
                                        "\"logit_bias\": {\"2\": -100}}");
     CHECK(fd >= 0);
     char buf[256];
@@ -1050,6 +1083,7 @@ int main(int argc, char **argv) {
     RUN(health_models_metrics_and_auth);
     RUN(greedy_completion_equals_the_library);
     RUN(prompt_cache_reuses_a_repeated_prefix);
+    RUN(prompt_cache_copies_a_prefix_from_a_busy_slot);
     RUN(bad_requests_get_4xx_naming_the_field);
     RUN(huge_body_is_refused);
     RUN(slow_client_does_not_block_others);

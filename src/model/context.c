@@ -153,6 +153,50 @@ int32_t lc_kv_seq_len(const lc_context *c, int32_t seq) {
     return n;
 }
 
+int32_t lc_kv_copy(lc_context *c, int32_t src, int32_t dst, int32_t p0, int32_t p1) {
+    const uint32_t n_seq = c->p.n_seq_max;
+    if (src < 0 || dst < 0 || (uint32_t)src >= n_seq || (uint32_t)dst >= n_seq || src == dst)
+        return LC_ERR(LC_E_INVALID, "lc_kv_copy: sequences %d -> %d: each must be in [0, %u) and differ", src, dst,
+                      n_seq);
+    if (p1 < 0) p1 = INT32_MAX;
+    if (p0 < 0 || p0 > p1) return LC_ERR(LC_E_INVALID, "lc_kv_copy: positions [%d, %d) are not a range", p0, p1);
+    uint32_t n = 0, dst_hi = 0; /* cells to copy; one past dst's highest cell */
+    for (uint32_t i = 0; i < c->n_used_hi; i++) {
+        const lc_kv_cell cl = c->cells[i];
+        if (cl.seq == dst) {
+            if (cl.pos >= p0 && cl.pos < p1)
+                return LC_ERR(LC_E_INVALID, "lc_kv_copy: sequence %d already holds position %d of [%d, %d)", dst,
+                              cl.pos, p0, p1);
+            dst_hi = i + 1;
+        }
+        n += cl.seq == src && cl.pos >= p0 && cl.pos < p1;
+    }
+    /* free cells above dst's own (as lc_decode places them) keep dst's cells in position order; else the lowest */
+    uint32_t n_free = 0, start = dst_hi;
+    for (uint32_t k = dst_hi; k < c->p.n_ctx && n_free < n; k++) n_free += c->cells[k].seq < 0;
+    if (n_free < n) {
+        start = 0, n_free = 0;
+        for (uint32_t k = 0; k < c->p.n_ctx && n_free < n; k++) n_free += c->cells[k].seq < 0;
+    }
+    if (n_free < n)
+        return LC_ERR(LC_E_RANGE, "lc_kv_copy: %u positions need as many free cells; the cache has %u", n, n_free);
+    const uint32_t n_used = c->n_used_hi, n_kv = c->model->hp.n_head_kv * c->model->hp.head_dim;
+    const size_t row = (size_t)n_kv * c->kv_elt;
+    uint32_t k = start;
+    for (uint32_t i = 0; i < n_used; i++) {
+        const lc_kv_cell cl = c->cells[i];
+        if (cl.seq != src || cl.pos < p0 || cl.pos >= p1) continue;
+        while (c->cells[k].seq >= 0) k++;
+        for (uint32_t l = 0; l < c->model->hp.n_layer; l++) {
+            memcpy((uint8_t *)c->k_cache[l] + k * row, (const uint8_t *)c->k_cache[l] + i * row, row);
+            memcpy((uint8_t *)c->v_cache[l] + k * row, (const uint8_t *)c->v_cache[l] + i * row, row);
+        }
+        c->cells[k] = (lc_kv_cell){cl.pos, dst};
+        if (k + 1 > c->n_used_hi) c->n_used_hi = k + 1;
+    }
+    return (int32_t)n;
+}
+
 void lc_kv_remove(lc_context *c, int32_t seq, int32_t p0, int32_t p1) {
     if (p1 < 0) p1 = INT32_MAX;
     for (uint32_t i = 0; i < c->n_used_hi; i++) {
