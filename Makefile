@@ -38,7 +38,7 @@ TEST_COMMON := $(filter-out tests/test_%,$(wildcard tests/*.c))
 TEST_COMMON_OBJ := $(TEST_COMMON:%.c=$(BUILD)/%.o)
 
 .PHONY: all lib cli tests test run check setup clean asan cross-aarch64 fuzz
-all: $(BUILD)/llamac tests
+all: $(BUILD)/llamac tests $(BUILD)/bench/bench_kernels
 
 lib: $(BUILD)/libllamac.a
 cli: $(BUILD)/llamac
