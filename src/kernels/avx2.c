@@ -50,6 +50,12 @@ enum { KCHUNK = 4096 };
 ** 1 KiB 17.1 / 28.6, 2 KiB 16.2 / 27.8. */
 enum { PF_FLOAT = 1024 };
 
+/* Software prefetch, a line at a time, of the len bytes dist bytes after p: what a GEMV row reads next. The address
+** is formed as an integer and may lie past the matrix (a prefetch never faults). */
+INLINE void prefetch_ahead(const void *p, size_t dist, size_t len) {
+    for (size_t l = 0; l < len; l += 64) _mm_prefetch((const char *)((uintptr_t)p + dist + l), _MM_HINT_T0);
+}
+
 /* y[j*ldy + r] (+)= dot(w row r, x row j) over one chunk of n elements, r < RM, j < RN (RM*RN <= 3: 12
 ** accumulators of 16 registers). W rows of type T are ws bytes apart; x rows of type TX (F32 after widening, or T)
 ** xs elements apart. `add`: add to y (a later chunk) instead of storing. */
@@ -65,9 +71,7 @@ INLINE void tile_float(const int T, const int TX, const int RM, const int RN, in
     const size_t wbytes = T == LC_TYPE_F32 ? 4 : 2;
     int i = 0;
     for (; i + 32 <= n; i += 32) {
-        if (RM == 1 && RN == 1) /* vec_dot and the GEMV: one stream (the address may lie past W; never faults) */
-            for (size_t l = 0; l < 32 * wbytes; l += 64)
-                _mm_prefetch((const char *)((uintptr_t)w + (size_t)i * wbytes + PF_FLOAT + l), _MM_HINT_T0);
+        if (RM == 1 && RN == 1) prefetch_ahead(w + (size_t)i * wbytes, PF_FLOAT, 32 * wbytes); /* one stream */
 #pragma GCC unroll 4
         for (int u = 0; u < 4; u++) {
 #pragma GCC unroll 3
@@ -317,8 +321,7 @@ INLINE float gemv_row_q8_0(float sum, int nb, const block_q8_0 *w, const block_q
         /* the bytes 2 KiB ahead (this row's next blocks, or the next row's first), a line at a time: the hardware
         ** prefetcher alone left decode at ~74% of the read bandwidth (tg 1B Q8_0, 2 threads: +8-10%, medians of 5-6
         ** alternated runs; 1 KiB gave less, 8 KiB nothing) */
-        const char *pf = (const char *)((uintptr_t)(w + ib) + 2048); /* may lie past W: a prefetch never faults */
-        for (int l = 0; l < 8 * (int)sizeof(block_q8_0); l += 64) _mm_prefetch(pf + l, _MM_HINT_T0);
+        prefetch_ahead(w + ib, 2048, 8 * sizeof(block_q8_0));
         __m256i p[8];
 #pragma GCC unroll 8
         for (int j = 0; j < 8; j++) p[j] = dot_block(load_qs(&w[ib + j]), load_qs(&x[ib + j]));
