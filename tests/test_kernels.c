@@ -549,6 +549,15 @@ TEST(matmul_batch_invariant) {
                 fill_random(Wf, n_out * n_in, 0.1f);
                 fill_random(X, n_tok * n_in, 1.0f);
                 for (int r = 0; r < n_out; r++) to_type(t, Wf + (size_t)r * n_in, W + (size_t)r * wrb, n_in);
+                if (t == LC_TYPE_Q8_0) { /* the integer extremes: rows of -128 (no quantizer writes it, a file may)
+                                        ** and of +127, a row alternating them, a token whose quants are all +127 */
+                    for (int r = 0; r < 3; r++)
+                        for (int b = 0; b < n_in / QK8_0; b++)
+                            for (int i = 0; i < QK8_0; i++)
+                                ((block_q8_0 *)(W + (size_t)r * wrb))[b].qs[i] =
+                                    (int8_t)(r == 0 ? -128 : r == 1 ? 127 : i % 2 ? 127 : -128);
+                    for (int i = 0; i < n_in; i++) X[i] = 0.75f;
+                }
                 run_matmul(k, t, W, wrb, n_out, n_in, X, n_in, n_tok, xq, Y, n_out, 2);
                 int bad = -1, bad_tok = -1;
                 const char *what = "";
@@ -562,6 +571,11 @@ TEST(matmul_batch_invariant) {
                         const float a = Y[(size_t)tok * n_out + r], b = y1[r];
                         if (bits_f32(a) != bits_f32(b)) bad = r, bad_tok = tok, what = "prefill vs decode";
                         else if (bits_f32(b) != bits_f32(s)) bad = r, bad_tok = tok, what = "decode vs vec_dot";
+                        else if (t == LC_TYPE_Q8_0) {
+                            float s_ref;
+                            lc__vec_dot_q8_0_ref(n_in, &s_ref, W + (size_t)r * wrb, xr);
+                            if (bits_f32(s) != bits_f32(s_ref)) bad = r, bad_tok = tok, what = "vec_dot vs ref.c";
+                        }
                     }
                 }
                 free(Wf), free(X), free(Y), free(y1), free(W), free(xq), free(xr);

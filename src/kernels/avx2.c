@@ -2,7 +2,8 @@
 ** lc__cpu() reports all three). Float types: 8-lane FMA in one canonical summation order shared by vec_dot, GEMV
 ** (one row at a time) and GEMM (4 rows x 3 tokens tiles), so results do not depend on the batch. Q8_0: VPMADDUBSW
 ** on |w| and sign(x, w) (GGML's trick; safe because activations never hold -128), each block's integer sum reduced
-** exactly, then scaled and added block by block: bit-identical to ref.c (kernels.h states the contract).
+** exactly, then scaled and added block by block: bit-identical to ref.c (kernels.h states the contract). The Q8_0
+** GEMM is avx2_quants.c's (staged, 8 rows in the lanes), with the same sums.
 */
 #include "kernels.h"
 
@@ -251,61 +252,6 @@ INLINE __m256i hsum_8x8(const __m256i v[8]) {
 
 INLINE __m256i load_qs(const block_q8_0 *b) { return _mm256_loadu_si256((const __m256i *)b->qs); }
 
-/* The 8 scales d of block ib of rows B[0..8) as f32 (F16C conversion is exact). */
-INLINE __m256 load_d8(const block_q8_0 *const B[8], int ib) {
-    return _mm256_cvtph_ps(_mm_setr_epi16((short)B[0][ib].d, (short)B[1][ib].d, (short)B[2][ib].d,
-                                          (short)B[3][ib].d, (short)B[4][ib].d, (short)B[5][ib].d,
-                                          (short)B[6][ib].d, (short)B[7][ib].d));
-}
-
-/* GEMM tile: acc[a] lane j = dot(weight row A[a], token B[j]) over nb blocks, for a < RA, j < 8, with ref.c's
-** rounding: each block's exact integer sum times (d_a * d_j), added in block order. */
-INLINE void tile_q8_0(const int RA, int nb, const block_q8_0 *const *A, const block_q8_0 *const B[8], __m256 *acc) {
-#pragma GCC unroll 4
-    for (int a = 0; a < RA; a++) acc[a] = _mm256_setzero_ps();
-    for (int ib = 0; ib < nb; ib++) {
-        const __m256 dB = load_d8(B, ib);
-#pragma GCC unroll 4
-        for (int a = 0; a < RA; a++) {
-            const __m256i qa = load_qs(&A[a][ib]);
-            __m256i p[8];
-#pragma GCC unroll 8
-            for (int j = 0; j < 8; j++) p[j] = dot_block(qa, load_qs(&B[j][ib]));
-            const __m256 s = _mm256_cvtepi32_ps(hsum_8x8(p));
-            const __m256 d = _mm256_mul_ps(_mm256_set1_ps(lc_fp16_lut(A[a][ib].d)), dB);
-            acc[a] = _mm256_add_ps(acc[a], _mm256_mul_ps(s, d));
-        }
-    }
-}
-
-/* Lane j of the result is the sum of the 8 lanes of v[j], j < 4. */
-INLINE __m128i hsum_4x8(const __m256i v[4]) {
-    const __m256i q = _mm256_hadd_epi32(_mm256_hadd_epi32(v[0], v[1]), _mm256_hadd_epi32(v[2], v[3]));
-    return _mm_add_epi32(_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1));
-}
-
-/* tile_q8_0 for 4 tokens (B[0..4), lanes of a 128-bit register), the same sums: a batch of 2-4 tokens (a server's
-** few streams) costs half of what the 8-token tile spends on it (bench_kernels -T Q8_0 -p 4 -c: 65 against 36
-** GFLOP/s). Kept apart from tile_q8_0: the 8-lane tile with lanes 4..7 repeating 0..3 reached only 57. */
-INLINE void tile_q8_0_x4(const int RA, int nb, const block_q8_0 *const *A, const block_q8_0 *const B[4], __m128 *acc) {
-#pragma GCC unroll 4
-    for (int a = 0; a < RA; a++) acc[a] = _mm_setzero_ps();
-    for (int ib = 0; ib < nb; ib++) {
-        const __m128 dB = _mm_cvtph_ps(_mm_setr_epi16((short)B[0][ib].d, (short)B[1][ib].d, (short)B[2][ib].d,
-                                                      (short)B[3][ib].d, 0, 0, 0, 0));
-#pragma GCC unroll 4
-        for (int a = 0; a < RA; a++) {
-            const __m256i qa = load_qs(&A[a][ib]);
-            __m256i p[4];
-#pragma GCC unroll 4
-            for (int j = 0; j < 4; j++) p[j] = dot_block(qa, load_qs(&B[j][ib]));
-            const __m128 sv = _mm_cvtepi32_ps(hsum_4x8(p));
-            const __m128 d = _mm_mul_ps(_mm_set1_ps(lc_fp16_lut(A[a][ib].d)), dB);
-            acc[a] = _mm_add_ps(acc[a], _mm_mul_ps(sv, d));
-        }
-    }
-}
-
 INLINE int32_t hsum_epi32(__m256i p) {
     __m128i q = _mm_add_epi32(_mm256_castsi256_si128(p), _mm256_extracti128_si256(p, 1));
     q = _mm_add_epi32(q, _mm_shuffle_epi32(q, 0x4e));
@@ -354,34 +300,13 @@ static void gemv_q8_0(int n, int nr, const uint8_t *w, size_t ws, const block_q8
     }
 }
 
-static void gemm_q8_0(int n, int nr, int nt, const void *vw, size_t ws, const void *vx, size_t xs, float *y,
+/* Batches of 2 or more tokens go to avx2_quants.c's staged kernel (activations split into nibbles, 8 rows in the
+** lanes): bench_kernels -T Q8_0 -c, 1 thread, against the row-by-row tiles that were here: 2 tokens 34 -> 50, 8 tokens
+** 72 -> 79, 512 tokens 69 -> 91 GFLOP/s. */
+static void gemm_q8_0(int n, int nr, int nt, const void *w, size_t ws, const void *x, size_t xs, float *y,
                       size_t ldy) {
-    const uint8_t *w = vw, *x = vx;
-    const int nb = n / QK8_0;
-    float tmp[8];
-    if (nt == 1) {
-        gemv_q8_0(n, nr, w, ws, (const block_q8_0 *)x, y);
-        return;
-    }
-    for (int t = 0; t < nt;) { /* GEMM: lanes are 8 tokens (4 for the last 4 or fewer), 4 weight rows per tile */
-        const int lanes = nt - t <= 4 ? 4 : 8, ntj = LC_MIN(lanes, nt - t);
-        const block_q8_0 *B[8];
-        for (int j = 0; j < 8; j++) B[j] = (const block_q8_0 *)(x + (size_t)LC_MIN(t + j, nt - 1) * xs);
-        for (int r = 0; r < nr; r += 4) {
-            const block_q8_0 *A[4];
-            for (int a = 0; a < 4; a++) A[a] = (const block_q8_0 *)(w + (size_t)LC_MIN(r + a, nr - 1) * ws);
-            __m256 acc[4];
-            __m128 acc4[4];
-            if (lanes == 4) tile_q8_0_x4(4, nb, A, B, acc4);
-            else tile_q8_0(4, nb, A, B, acc);
-            for (int a = 0; a < LC_MIN(4, nr - r); a++) {
-                if (lanes == 4) _mm_storeu_ps(tmp, acc4[a]);
-                else _mm256_storeu_ps(tmp, acc[a]);
-                for (int j = 0; j < ntj; j++) y[(size_t)(t + j) * ldy + r + a] = tmp[j];
-            }
-        }
-        t += ntj;
-    }
+    if (nt == 1) gemv_q8_0(n, nr, w, ws, (const block_q8_0 *)x, y);
+    else lc__gemm_x8_q8_0_avx2(n, nr, nt, w, ws, x, xs, y, ldy);
 }
 
 static void vec_dot_q8_0(int n, float *s, const void *vw, const void *vx) {

@@ -88,6 +88,9 @@ void lc__kernels_fill_amx(lc_kernels *k);
 /* The 4/5-bit, K-quant and IQ4 types (qdot_impl.h compiled per ISA: avx2_quants.c, avx512_quants.c,
 ** neon_quants.c), called at the end of the fill function above them. */
 void lc__kernels_fill_avx2_quants(lc_kernels *k);
+/* avx2_quants.c's staged Q8_0 GEMM, which avx2.c's gemm_q8_0 calls for 2 tokens or more */
+void lc__gemm_x8_q8_0_avx2(int n, int nr, int nt, const void *w, size_t ws, const void *x, size_t xs, float *y,
+                           size_t ldy);
 void lc__kernels_fill_avx512_quants(lc_kernels *k, const lc_cpu_features *cpu);
 void lc__kernels_fill_neon_quants(lc_kernels *k);
 
