@@ -491,11 +491,18 @@ typedef struct {
 } x8_q8_0;
 enum { X8_KC_Q8_0 = 16, X8_T_Q8_0 = 2 }; /* blocks per slice: 4 groups x 16 x 320 bytes; tokens per tile */
 
-static void stage_q8_0(const uint8_t *w, size_t ws, int r0, int nr, int k0, int kc, x8_q8_0 *s) {
-    const uint8_t *rows[8];
+static void stage_q8_0(const uint8_t *w, size_t ws, int r0, int nr, int k0, int kc, int nb, x8_q8_0 *s) {
+    const uint8_t *rows[8], *next[8];
     group_rows(w, ws, r0, nr, rows);
+    /* the slice this group stages next (the same rows' next blocks, or the next rows' first): 8 rows side by side
+    ** are 8 streams the hardware prefetchers follow poorly from DRAM */
+    const bool last = k0 + kc >= nb;
+    group_rows(w, ws, last ? LC_MIN(r0 + 8 * X8_GROUPS, nr - 1) : r0, nr, next);
+    const size_t next_off = last ? 0 : (size_t)(k0 + kc) * sizeof(block_q8_0);
     for (int b = 0; b < kc; b++) {
         const size_t off = (size_t)(k0 + b) * sizeof(block_q8_0);
+        for (int r = 0; r < 8; r++)
+            _mm_prefetch((const char *)next[r] + next_off + (size_t)b * sizeof(block_q8_0), _MM_HINT_T0);
         __m256i v[8];
         for (int r = 0; r < 8; r++) v[r] = _mm256_loadu_si256((const __m256i *)(rows[r] + off + 2));
         transpose8(v, s[b].q);
@@ -570,7 +577,7 @@ void lc__gemm_x8_q8_0_avx2(int n, int nr, int nt, const void *vw, size_t ws, con
         for (int t = 0; t < X8_T; t++) A[t] = &act[LC_MIN(t, tn - 1)];                                               \
         tile_x8_q8_0(G, T, kc, S, A, acc);                                                                           \
     } while (0)
-    X8_SWEEP(X8_KC_Q8_0, X8_T_Q8_0, stage_q8_0(vw, ws, r0 + 8 * g, nr, k0, kc, stage[g]), PREP_Q8_0, TILE_Q8_0);
+    X8_SWEEP(X8_KC_Q8_0, X8_T_Q8_0, stage_q8_0(vw, ws, r0 + 8 * g, nr, k0, kc, nb, stage[g]), PREP_Q8_0, TILE_Q8_0);
 #undef PREP_Q8_0
 #undef TILE_Q8_0
 }
