@@ -71,7 +71,8 @@ typedef struct lc_model_params {
     void *progress_user;
     bool metadata_only; /* read metadata and tensor infos only (any GGUF, e.g. for `info`); no context can be made */
     bool use_mmap;      /* map the file instead of reading it into memory backed by huge pages (the default when it
-                        ** fits in the available memory; decode streams the weights 4-10% faster): loads at once
+                        ** fits in the available memory; decode streams the weights 4-10% faster, and Q4_0
+                        ** matrices are repacked for the CPU's kernels): loads at once, uses the weights as stored,
                         ** and lets the kernel evict weights under memory pressure */
 } lc_model_params;
 

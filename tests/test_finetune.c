@@ -264,7 +264,7 @@ TEST(training_forward_matches_inference_with_the_adapter) {
         const char *ftype;
         double bound; /* F32: summation order; else inference rounds the activations (F16; Q8_0, Q8_K) */
     } cases[] = {{LC_TYPE_F32, NULL, 2e-5}, {LC_TYPE_Q8_0, NULL, 5e-2}, {LC_TYPE_F32, "Q4_K_M", 5e-2},
-                 {LC_TYPE_F16, "L31", 5e-3}};
+                 {LC_TYPE_F16, "L31", 5e-3}, {LC_TYPE_F32, "Q4_0", 5e-2}}; /* Q4_0: repacked at load (r8) */
     enum { T = 40 };
     int32_t ids[T];
     for (int i = 0; i < T; i++) ids[i] = 3 + (int32_t)((unsigned)(i * 7919) % 500);

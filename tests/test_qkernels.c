@@ -137,6 +137,29 @@ TEST(vec_dot_bit_identical_to_reference) {
     if (!n_var) SKIP("no SIMD variant runs on this machine");
 }
 
+/* The same W repacked into the r8 layout (kernels.h) and multiplied by lc_matmul_r8_using, split over 3 threads
+** (so a thread's range may end in the partial group): Y bit for bit; and every row read back by
+** lc__r8_dequantize, whole and as a slice of blocks, equals the row dequantized as stored. */
+static void check_r8(const lc_kernels *k, int t, const uint8_t *w, size_t wrb, int no, int n, const void *xq, int nt,
+                     const float *Y, const char **bad, int *bt, int *br) {
+    uint8_t *w8 = malloc(wrb * (size_t)no);
+    float *Y8 = malloc(sizeof *Y8 * (size_t)no * nt), *a = malloc(sizeof *a * (size_t)n), *b = malloc(sizeof *b * (size_t)n);
+    memcpy(w8, w, wrb * (size_t)no);
+    if (!lc__r8_pack(t, w8, wrb, no)) *bad = "lc__r8_pack";
+    for (int ith = 0; ith < 3 && !*bad; ith++) lc_matmul_r8_using(k, t, w8, wrb, no, n, xq, nt, Y8, no, ith, 3);
+    for (int i = 0; i < no * nt && !*bad; i++)
+        if (!same_bits(Y[i], Y8[i])) *bad = "lc_matmul_r8 on the repacked rows", *bt = i / no, *br = i % no;
+    const int blk = (int)lc_type_traits_of(t)->blck_size, c0 = n >= 3 * blk ? blk : 0, cn = n >= 3 * blk ? blk * 2 : n;
+    for (int r = 0; r < no && !*bad; r++) {
+        lc_dequantize_row(t, w + (size_t)r * wrb, a, n);
+        lc__r8_dequantize(t, w8, wrb, no, r, 0, n, b);
+        if (memcmp(a, b, sizeof *a * (size_t)n)) *bad = "lc__r8_dequantize (whole row)", *br = r;
+        lc__r8_dequantize(t, w8, wrb, no, r, c0, cn, b);
+        if (memcmp(a + c0, b, sizeof *a * (size_t)cn)) *bad = "lc__r8_dequantize (a slice)", *br = r;
+    }
+    free(w8), free(Y8), free(a), free(b);
+}
+
 /* lc_matmul_using over odd shapes: every Y element bit-identical to the variant's vec_dot (and to the reference).
 ** The shapes cover the SIMD kernels' row groups of 8 (full, partial, several staged at a time), token pairs with
 ** an odd one left, row slices of the GEMM (several, with a remainder) and the GEMV's block chunks (n > 16384);
@@ -179,6 +202,7 @@ TEST(matmul_bit_identical_to_vec_dot) {
                         else if (!same_bits(got, ref)) bad = "the reference";
                         br = r, bt = tok;
                     }
+                if (!bad && k->gemm_r8[t]) check_r8(k, t, w, wrb, no, n, xq, nt, Y, &bad, &bt, &br);
                 free(w), free(xq), free(x1), free(X), free(Y);
                 CHECKF(!bad, "%s %s n %d x %d rows x %d tokens: Y[%d][%d] = %.9g differs from %s (%.9g / ref %.9g)",
                        k->name, lc_type_name(t), n, no, nt, bt, br, got, bad, want, ref);

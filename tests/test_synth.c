@@ -10,6 +10,7 @@
 #include "llamac.h"
 
 #include "../src/gguf/gguf.h"
+#include "../src/kernels/kernels.h"
 #include "../src/model/model.h"
 #include "../src/quant/types.h"
 
@@ -322,34 +323,63 @@ TEST(invalid_params_rejected) {
     CHECK(access(path, F_OK) != 0); /* nothing written */
 }
 
-/* The weights read into anonymous memory (the default) or mapped (use_mmap) are the same bytes: same logits. */
+/* The weights read into anonymous memory (the default) or mapped (use_mmap) are the same bytes: same logits. With
+** the copy, a kernel variant that reads the r8 layout gets the Q4_0 matrices repacked (kernels.h); the mapped file
+** is used as stored. Prompt (GEMM) and decode (GEMV) logits must be bit-identical either way; the output matrix has
+** 300 rows, so its last group of 4 stays row by row. */
 TEST(model_copied_or_mapped_same_logits) {
-    lc_synth_params p = small(LC_TYPE_Q8_0);
-    const char *path = tmp_path("load-modes.gguf");
-    CHECK_OK(lc_synth_write(path, &p));
-    float *logits[2] = {NULL, NULL};
-    for (int mode = 0; mode < 2; mode++) {
-        lc_model_params mp = lc_model_default_params();
-        mp.use_mmap = mode == 1;
-        lc_model *m = NULL;
-        lc_context *c = NULL;
-        CHECK_OK(lc_model_load(path, &mp, &m));
-        if (!m) return;
-        CHECKF(m->file->copied == (mode == 0), "mode %d: copied = %d", mode, (int)m->file->copied);
-        CHECK_OK(lc_context_new(m, NULL, &c));
-        int32_t tok[5] = {1, 17, 42, 299, 3};
-        lc_batch b = {.n_tokens = 5, .token = tok};
-        CHECK_OK(lc_decode(c, &b));
-        logits[mode] = malloc(p.n_vocab * sizeof(float));
-        const float *l = lc_get_logits(c, 4); /* the last row: the only one with logits */
-        CHECK(l != NULL);
-        if (l && logits[mode]) memcpy(logits[mode], l, p.n_vocab * sizeof(float));
-        lc_context_free(c);
-        lc_model_free(m);
+    const int types[] = {LC_TYPE_Q8_0, LC_TYPE_Q4_0};
+    for (int ti = 0; ti < 2; ti++) {
+        lc_synth_params p = small(types[ti] == LC_TYPE_Q4_0 ? LC_TYPE_F32 : types[ti]);
+        p.tied_output = false;
+        char path[512], f32[512]; /* tmp_path's buffer is reused */
+        snprintf(path, sizeof path, "%s", tmp_path("load-modes.gguf"));
+        snprintf(f32, sizeof f32, "%s", tmp_path("load-modes-f32.gguf"));
+        if (types[ti] == LC_TYPE_Q4_0) { /* lc_synth_write has no Q4_0: quantized as llama-quantize would */
+            CHECK_OK(lc_synth_write(f32, &p));
+            lc_quantize_params qp = lc_quantize_default_params();
+            qp.ftype = LC_FTYPE_Q4_0;
+            CHECK_OK(lc_quantize_file(f32, path, &qp, NULL));
+        } else {
+            CHECK_OK(lc_synth_write(path, &p));
+        }
+        float *logits[2] = {NULL, NULL};
+        for (int mode = 0; mode < 2; mode++) {
+            lc_model_params mp = lc_model_default_params();
+            mp.use_mmap = mode == 1;
+            lc_model *m = NULL;
+            lc_context *c = NULL;
+            CHECK_OK(lc_model_load(path, &mp, &m));
+            if (!m) return;
+            CHECKF(m->file->copied == (mode == 0), "mode %d: copied = %d", mode, (int)m->file->copied);
+            const lc_weight *wd = &m->layers[1].w_down, *wo = &m->output;
+            CHECK_EQ_INT(wd->type, types[ti]);
+            const bool want_r8 = mode == 0 && lc_kernels_get()->gemm_r8[types[ti]] != NULL;
+            CHECKF(wd->r8 == want_r8 && wo->r8 == (want_r8 && wo->type == types[ti]) && !m->tok_embd.r8,
+                   "%s mode %d: r8 %d %d %d, want %d", lc_type_name(types[ti]), mode, (int)wd->r8, (int)wo->r8,
+                   (int)m->tok_embd.r8, (int)want_r8);
+            CHECK_OK(lc_context_new(m, NULL, &c));
+            int32_t tok[5] = {1, 17, 42, 299, 3}, next = 77;
+            lc_batch b = {.n_tokens = 5, .token = tok};
+            CHECK_OK(lc_decode(c, &b));
+            logits[mode] = malloc(2 * p.n_vocab * sizeof(float));
+            const float *l = lc_get_logits(c, 4); /* the last row: the only one with logits */
+            CHECK(l != NULL);
+            if (l && logits[mode]) memcpy(logits[mode], l, p.n_vocab * sizeof(float));
+            int32_t pos = 5;
+            lc_batch b1 = {.n_tokens = 1, .token = &next, .pos = &pos};
+            CHECK_OK(lc_decode(c, &b1));
+            l = lc_get_logits(c, 0);
+            CHECK(l != NULL);
+            if (l && logits[mode]) memcpy(logits[mode] + p.n_vocab, l, p.n_vocab * sizeof(float));
+            lc_context_free(c);
+            lc_model_free(m);
+        }
+        CHECKF(logits[0] && logits[1] && !memcmp(logits[0], logits[1], 2 * p.n_vocab * sizeof(float)),
+               "%s: the logits differ", lc_type_name(types[ti]));
+        free(logits[0]);
+        free(logits[1]);
     }
-    CHECK(logits[0] && logits[1] && !memcmp(logits[0], logits[1], p.n_vocab * sizeof(float)));
-    free(logits[0]);
-    free(logits[1]);
 }
 
 /* The forward deals matmul rows to threads in chunks from a shared counter (forward.c); the logits of a prompt

@@ -396,6 +396,7 @@ void lc__kernels_fill_amx(lc_kernels *k) {
     if (k->gemm[LC_TYPE_Q4_0] && lc_vec_dot_type(LC_TYPE_Q4_0) == LC_TYPE_Q8_0) {
         avx512_q4_0 = k->gemm[LC_TYPE_Q4_0];
         k->gemm[LC_TYPE_Q4_0] = gemm_q4_0_amx;
+        k->gemm_r8[LC_TYPE_Q4_0] = NULL; /* the tiles read rows as the file stores them: no repacking at load */
     }
     if (k->gemm[LC_TYPE_Q4_K] && lc_vec_dot_type(LC_TYPE_Q4_K) == LC_TYPE_Q8_K) {
         avx512_q4_K = k->gemm[LC_TYPE_Q4_K];

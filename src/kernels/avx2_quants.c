@@ -156,37 +156,27 @@ INLINE const uint8_t *gv_next(const uint8_t *w, size_t ws, int r0, int nr, const
         gv_prefetch(&pf, pf_start + pf_done);                                                                        \
     } while (0)
 
-/* Y rows [0, nr) for one Q8_0 activation row; blocks in chunks so the per-block scales fit on the stack. */
-static void gemv_q4_0(int n, int nr, const uint8_t *w, size_t ws, const block_q8_0 *x, float *y) {
-    enum { CHUNK = 512 };
-    float dx[CHUNK];
-    int32_t bias[CHUNK];
-    const int nb = n / QK4_0;
-    for (int b0 = 0; b0 < nb; b0 += CHUNK) {
-        const int nbc = LC_MIN(CHUNK, nb - b0);
-        q8_0_sums(x + b0, nbc, bias, dx);
-        for (int r0 = 0; r0 < nr; r0 += 8) {
-            const uint8_t *rows[8];
-            group_rows(w + (size_t)b0 * sizeof(block_q4_0), ws, r0, nr, rows);
-            const int nv = LC_MIN(8, nr - r0);
-            __m256 acc = b0 ? load_lanes(y + r0, nv) : _mm256_setzero_ps();
-            GV_PREFETCH_DECL(w, ws, r0, nr, nb);
-            for (int b = 0; b < nbc; b++) {
-                GV_PREFETCH();
-                const __m256i xv = _mm256_loadu_si256((const __m256i *)x[b0 + b].qs);
-                const size_t off = (size_t)b * sizeof(block_q4_0);
-                __m256i p[8];
-                for (int r = 0; r < 8; r++)
-                    p[r] = _mm256_madd_epi16(_mm256_maddubs_epi16(q4_0_quants(rows[r] + off + 2), xv), ones16());
-                int32_t is[8];
-                qd_hsum8(p, is);
-                const __m256i isum = _mm256_sub_epi32(_mm256_loadu_si256((const __m256i *)is), _mm256_set1_epi32(bias[b]));
-                const __m256 d = _mm256_mul_ps(gather_d(rows, off), _mm256_set1_ps(dx[b]));
-                acc = _mm256_add_ps(acc, _mm256_mul_ps(_mm256_cvtepi32_ps(isum), d));
-            }
-            store_lanes(y + r0, nv, acc);
-        }
+/* GEMV, one group of 8 rows as stored: blocks [b0, b0 + nbc) added to acc (bias, dx: those blocks' activation sums
+** and scales). */
+INLINE __m256 gv_rows_q4_0(const uint8_t *w, size_t ws, int r0, int nr, int nb, int b0, int nbc, const block_q8_0 *x,
+                           const int32_t *bias, const float *dx, __m256 acc) {
+    const uint8_t *rows[8];
+    group_rows(w + (size_t)b0 * sizeof(block_q4_0), ws, r0, nr, rows);
+    GV_PREFETCH_DECL(w, ws, r0, nr, nb);
+    for (int b = 0; b < nbc; b++) {
+        GV_PREFETCH();
+        const __m256i xv = _mm256_loadu_si256((const __m256i *)x[b0 + b].qs);
+        const size_t off = (size_t)b * sizeof(block_q4_0);
+        __m256i p[8];
+        for (int r = 0; r < 8; r++)
+            p[r] = _mm256_madd_epi16(_mm256_maddubs_epi16(q4_0_quants(rows[r] + off + 2), xv), ones16());
+        int32_t is[8];
+        qd_hsum8(p, is);
+        const __m256i isum = _mm256_sub_epi32(_mm256_loadu_si256((const __m256i *)is), _mm256_set1_epi32(bias[b]));
+        const __m256 d = _mm256_mul_ps(gather_d(rows, off), _mm256_set1_ps(dx[b]));
+        acc = _mm256_add_ps(acc, _mm256_mul_ps(_mm256_cvtepi32_ps(isum), d));
     }
+    return acc;
 }
 
 /* The 8 6-bit scales and mins of a Q4_K/Q5_K scales[12] array as bytes (lc__k4_scale_min, four at a time). */
@@ -451,10 +441,73 @@ INLINE void tile_q4_0(const int G, const int T, int kc, const x8_q4_0 *const S[X
         }                                                                                                            \
     } while (0)
 
-static void gemm_x8_q4_0(int n, int nr, int nt, const void *vw, size_t ws, const void *vx, size_t xs, float *y,
-                         size_t ldy) {
+/* ---- Q4_0 in the r8 layout (kernels.h: 8 rows interleaved block by block, repacked at load) ----
+** The same sums as gemv_q4_0 and gemm_x8_q4_0, in the same order, so the same bits; but a group is one contiguous
+** range, a block's 8 scales one load, and its quants four loads already in lanes: no transposing reduction, no
+** gathered scales, one VPMADDWD per block and 8 rows. */
+INLINE const uint8_t *r8_block(const uint8_t *grp, int b) { return grp + (size_t)b * 8 * sizeof(block_q4_0); }
+
+/* GEMV, one group of 8 rows in the r8 layout: as gv_rows_q4_0. */
+INLINE __m256 gv_r8_q4_0(const uint8_t *w, size_t ws, int r0, int nr, int nb, int b0, int nbc, const block_q8_0 *x,
+                         const int32_t *bias, const float *dx, __m256 acc) {
+    const uint8_t *grp = w + (size_t)r0 * ws;
+    GV_PREFETCH_DECL(w, ws, r0, nr, nb);
+    for (int b = 0; b < nbc; b++) {
+        GV_PREFETCH();
+        const uint8_t *blk = r8_block(grp, b0 + b);
+        const int8_t *xq = x[b0 + b].qs;
+        __m256i a = _mm256_setzero_si256(); /* 16-bit sums of 8 chunks: 2 * 8 * 15 * 127 < 2^15 */
+#pragma GCC unroll 4
+        for (int j = 0; j < 4; j++) {
+            const __m256i v = _mm256_loadu_si256((const __m256i *)(blk + 16 + 32 * j));
+            a = _mm256_add_epi16(a, _mm256_maddubs_epi16(nib_lo(v), bcast32(xq + 4 * j)));
+            a = _mm256_add_epi16(a, _mm256_maddubs_epi16(nib_hi(v), bcast32(xq + 16 + 4 * j)));
+        }
+        const __m256i isum = _mm256_sub_epi32(_mm256_madd_epi16(a, ones16()), _mm256_set1_epi32(bias[b]));
+        const __m256 d = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)blk)), _mm256_set1_ps(dx[b]));
+        acc = _mm256_add_ps(acc, _mm256_mul_ps(_mm256_cvtepi32_ps(isum), d));
+    }
+    return acc;
+}
+
+/* Y rows [0, nr) for one Q8_0 activation row, W as stored or r8; blocks in chunks so the per-block activation sums
+** and scales fit on the stack. */
+INLINE void gemv_q4_0(const bool r8, int n, int nr, const uint8_t *w, size_t ws, const block_q8_0 *x, float *y) {
+    enum { CHUNK = 512 };
+    float dx[CHUNK];
+    int32_t bias[CHUNK];
+    const int nb = n / QK4_0;
+    for (int b0 = 0; b0 < nb; b0 += CHUNK) {
+        const int nbc = LC_MIN(CHUNK, nb - b0);
+        q8_0_sums(x + b0, nbc, bias, dx);
+        for (int r0 = 0; r0 < nr; r0 += 8) {
+            const int nv = LC_MIN(8, nr - r0);
+            __m256 acc = b0 ? load_lanes(y + r0, nv) : _mm256_setzero_ps();
+            acc = r8 ? gv_r8_q4_0(w, ws, r0, nr, nb, b0, nbc, x, bias, dx, acc)
+                     : gv_rows_q4_0(w, ws, r0, nr, nb, b0, nbc, x, bias, dx, acc);
+            store_lanes(y + r0, nv, acc);
+        }
+    }
+}
+
+static void stage_r8_q4_0(const uint8_t *w, size_t ws, int r0, int k0, int kc, x8_q4_0 *s) {
+    const uint8_t *grp = w + (size_t)r0 * ws;
+    for (int b = 0; b < kc; b++) {
+        const uint8_t *blk = r8_block(grp, k0 + b);
+        for (int j = 0; j < 4; j++) {
+            const __m256i v = _mm256_loadu_si256((const __m256i *)(blk + 16 + 32 * j));
+            s[b].q[j] = nib_lo(v), s[b].q[4 + j] = nib_hi(v);
+        }
+        s[b].d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)blk));
+    }
+}
+
+/* The Q4_0 GEMM over W as stored (rows) or repacked (r8: nr a multiple of 8, lc_matmul_r8 gives a last partial
+** group to the rows' kernel); only the staging differs. */
+INLINE void gemm_q4_0_staged(const bool r8, int n, int nr, int nt, const void *vw, size_t ws, const void *vx,
+                             size_t xs, float *y, size_t ldy) {
     if (nt == 1) {
-        gemv_q4_0(n, nr, vw, ws, vx, y);
+        gemv_q4_0(r8, n, nr, vw, ws, vx, y);
         return;
     }
     x8_q4_0 stage[X8_GROUPS][X8_KC_Q4_0];
@@ -472,9 +525,20 @@ static void gemm_x8_q4_0(int n, int nr, int nt, const void *vw, size_t ws, const
         const x8_q4_0 *S[X8_G] = {stage[g0], stage[LC_MIN(g0 + 1, X8_GROUPS - 1)]};                                 \
         tile_q4_0(G, T, kc, S, X, (const int32_t(*)[X8_KC_Q4_0])bias, (const float(*)[X8_KC_Q4_0])dx, acc);          \
     } while (0)
-    X8_SWEEP(X8_KC_Q4_0, X8_T, stage_q4_0(vw, ws, r0 + 8 * g, nr, k0, kc, stage[g]), PREP_Q4_0, TILE_Q4_0);
+    X8_SWEEP(X8_KC_Q4_0, X8_T,
+             r8 ? stage_r8_q4_0(vw, ws, r0 + 8 * g, k0, kc, stage[g])
+                : stage_q4_0(vw, ws, r0 + 8 * g, nr, k0, kc, stage[g]),
+             PREP_Q4_0, TILE_Q4_0);
 #undef PREP_Q4_0
 #undef TILE_Q4_0
+}
+static void gemm_x8_q4_0(int n, int nr, int nt, const void *vw, size_t ws, const void *vx, size_t xs, float *y,
+                         size_t ldy) {
+    gemm_q4_0_staged(false, n, nr, nt, vw, ws, vx, xs, y, ldy);
+}
+static void gemm_r8_q4_0(int n, int nr, int nt, const void *vw, size_t ws, const void *vx, size_t xs, float *y,
+                         size_t ldy) {
+    gemm_q4_0_staged(true, n, nr, nt, vw, ws, vx, xs, y, ldy);
 }
 
 /* ---- Q8_0 ----
@@ -840,5 +904,6 @@ void lc__kernels_fill_avx2_quants(lc_kernels *k) {
     k->gemm[LC_TYPE_Q4_0] = gemm_x8_q4_0;
     k->gemm[LC_TYPE_Q4_K] = gemm_x8_q4_K;
     k->gemm[LC_TYPE_Q6_K] = gemm_x8_q6_K;
+    k->gemm_r8[LC_TYPE_Q4_0] = gemm_r8_q4_0;
     k->from_float[LC_TYPE_Q8_K] = from_float_q8_K;
 }

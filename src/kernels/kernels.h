@@ -46,6 +46,7 @@ typedef struct lc_kernels {
     lc_from_float_fn from_float[LC_TYPE_COUNT]; /* indexed by the vec-dot type */
     lc_gemm_fn gemm[LC_TYPE_COUNT];             /* indexed by weight type; NULL: matmul loops over vec_dot */
     lc_vec_mad_fn vec_mad[LC_TYPE_COUNT];       /* F32, F16, BF16 */
+    lc_gemm_fn gemm_r8[LC_TYPE_COUNT];          /* the same over W in the r8 layout (below); NULL: none */
 } lc_kernels;
 
 /* The variant in use (chosen once, thread-safe; initialises the base tables too). */
@@ -73,6 +74,25 @@ void lc_matmul_prepare_using(const lc_kernels *k, int wtype, const float *X, int
                              int ith, int nth);
 void lc_matmul_using(const lc_kernels *k, int wtype, const void *W, size_t w_row_bytes, int n_out, int n_in,
                      const void *xq, int n_tok, float *Y, int ldy, int ith, int nth);
+
+/* ---- the r8 layout: weights repacked at load for the variants that read it (gemm_r8 non-NULL) ----
+** W's rows in groups of 8, each group keeping its 8 rows' bytes (8 * w_row_bytes) but interleaved block by block,
+** so one group streams as one range and a block of 8 rows loads as whole vectors. Q4_0 (the only type so far): per
+** block, the 8 rows' scales d (2 bytes each, row r at 2r), then 128 bytes of quants: bytes 4c..4c+3 of row r's qs
+** at 16 + 32c + 4r (c < 4). A last group of fewer than 8 rows stays row after row. The numbers are unchanged: a
+** variant's gemm_r8 gives bit for bit what its gemm gives on the rows. */
+bool lc__r8_supported(int wtype);
+/* Repacks n_rows rows of W in place (memory as big as one group is borrowed from the heap; false if unavailable). */
+bool lc__r8_pack(int wtype, void *w, size_t w_row_bytes, int64_t n_rows);
+/* Elements [col0, col0 + n) of row `row` of an r8 W of n_rows rows, as f32 (col0 and n whole blocks, or n to the
+** row's end). */
+void lc__r8_dequantize(int wtype, const void *w, size_t w_row_bytes, int64_t n_rows, int64_t row, int64_t col0,
+                       int64_t n, float *out);
+/* lc_matmul over an r8 W: the variant's gemm_r8 for whole groups, its gemm for a last partial group. */
+void lc_matmul_r8(int wtype, const void *W, size_t w_row_bytes, int n_out, int n_in, const void *xq, int n_tok,
+                  float *Y, int ldy, int ith, int nth);
+void lc_matmul_r8_using(const lc_kernels *k, int wtype, const void *W, size_t w_row_bytes, int n_out, int n_in,
+                        const void *xq, int n_tok, float *Y, int ldy, int ith, int nth);
 
 /* ---- internal: how dispatch.c fills the tables ----
 ** Each ISA file fills a table that already holds the ref functions, replacing what it accelerates. dispatch.c calls

@@ -8,6 +8,11 @@
 */
 #include "kernels.h"
 
+#include "../quant/quants.h"
+
+#include <stdlib.h>
+#include <string.h>
+
 enum { ROW_ALIGN = 16, PANEL_BYTES = 512 * 1024 }; /* W panel kept in L2 (1 MiB per core on Zen 4, Intel server) */
 
 static size_t vdt_row_bytes(int wtype, int n_in) {
@@ -46,15 +51,11 @@ void lc_matmul_prepare_using(const lc_kernels *k, int wtype, const float *X, int
     for (int t = 0; t < n_tok; t++) from_float(X + (size_t)t * ldx + e0, out + (size_t)t * rb + off, e1 - e0);
 }
 
-void lc_matmul_using(const lc_kernels *k, int wtype, const void *W, size_t w_row_bytes, int n_out, int n_in,
-                     const void *xq, int n_tok, float *Y, int ldy, int ith, int nth) {
-    const int n_groups = (n_out + ROW_ALIGN - 1) / ROW_ALIGN;
-    const int r0 = (int)((int64_t)n_groups * ith / nth) * ROW_ALIGN;
-    const int r1 = LC_MIN((int)((int64_t)n_groups * (ith + 1) / nth) * ROW_ALIGN, n_out);
+/* Rows [r0, r1) of Y (r0 a multiple of ROW_ALIGN) with one gemm (NULL: vec_dot). */
+static void matmul_rows(const lc_kernels *k, lc_gemm_fn gemm, int wtype, const uint8_t *w, size_t w_row_bytes, int r0,
+                        int r1, int n_in, const void *xq, int n_tok, float *Y, int ldy) {
     if (r1 <= r0 || n_tok <= 0) return;
     const size_t xrb = vdt_row_bytes(wtype, n_in);
-    const uint8_t *w = (const uint8_t *)W;
-    const lc_gemm_fn gemm = k->gemm[wtype];
     if (gemm && n_tok == 1) {
         gemm(n_in, r1 - r0, 1, w + (size_t)r0 * w_row_bytes, w_row_bytes, xq, xrb, Y + r0, (size_t)ldy);
         return;
@@ -73,6 +74,79 @@ void lc_matmul_using(const lc_kernels *k, int wtype, const void *W, size_t w_row
     for (int t = 0; t < n_tok; t++)
         for (int r = r0; r < r1; r++)
             dot(n_in, Y + (size_t)t * ldy + r, w + (size_t)r * w_row_bytes, x + (size_t)t * xrb);
+}
+
+static void thread_rows(int n_out, int ith, int nth, int *r0, int *r1) {
+    const int n_groups = (n_out + ROW_ALIGN - 1) / ROW_ALIGN;
+    *r0 = (int)((int64_t)n_groups * ith / nth) * ROW_ALIGN;
+    *r1 = LC_MIN((int)((int64_t)n_groups * (ith + 1) / nth) * ROW_ALIGN, n_out);
+}
+
+void lc_matmul_using(const lc_kernels *k, int wtype, const void *W, size_t w_row_bytes, int n_out, int n_in,
+                     const void *xq, int n_tok, float *Y, int ldy, int ith, int nth) {
+    int r0, r1;
+    thread_rows(n_out, ith, nth, &r0, &r1);
+    matmul_rows(k, k->gemm[wtype], wtype, W, w_row_bytes, r0, r1, n_in, xq, n_tok, Y, ldy);
+}
+
+void lc_matmul_r8_using(const lc_kernels *k, int wtype, const void *W, size_t w_row_bytes, int n_out, int n_in,
+                        const void *xq, int n_tok, float *Y, int ldy, int ith, int nth) {
+    int r0, r1;
+    thread_rows(n_out, ith, nth, &r0, &r1);
+    const int n8 = n_out / 8 * 8; /* rows in whole groups; ROW_ALIGN keeps r0 on a group */
+    matmul_rows(k, k->gemm_r8[wtype], wtype, W, w_row_bytes, r0, LC_MIN(r1, n8), n_in, xq, n_tok, Y, ldy);
+    matmul_rows(k, k->gemm[wtype], wtype, W, w_row_bytes, LC_MAX(r0, n8), r1, n_in, xq, n_tok, Y, ldy);
+}
+
+void lc_matmul_r8(int wtype, const void *W, size_t w_row_bytes, int n_out, int n_in, const void *xq, int n_tok,
+                  float *Y, int ldy, int ith, int nth) {
+    lc_matmul_r8_using(lc_kernels_get(), wtype, W, w_row_bytes, n_out, n_in, xq, n_tok, Y, ldy, ith, nth);
+}
+
+bool lc__r8_supported(int wtype) { return wtype == LC_TYPE_Q4_0; }
+
+/* Byte offset, within a group's block b, of byte j of row r's block (Q4_0: 2 bytes d, 16 bytes qs). */
+static size_t r8_q4_0_offset(int r, int j) {
+    return j < 2 ? (size_t)(2 * r + j) : 16 + (size_t)((j - 2) / 4) * 32 + (size_t)(4 * r + (j - 2) % 4);
+}
+
+bool lc__r8_pack(int wtype, void *w, size_t w_row_bytes, int64_t n_rows) {
+    if (!lc__r8_supported(wtype)) return false;
+    const size_t bs = sizeof(block_q4_0), nb = w_row_bytes / bs;
+    uint8_t *tmp = malloc(8 * w_row_bytes);
+    if (!tmp) return false;
+    for (int64_t g = 0; g + 8 <= n_rows; g += 8) {
+        uint8_t *grp = (uint8_t *)w + (size_t)g * w_row_bytes;
+        memcpy(tmp, grp, 8 * w_row_bytes);
+        for (size_t b = 0; b < nb; b++)
+            for (int r = 0; r < 8; r++)
+                for (int j = 0; j < (int)bs; j++)
+                    grp[b * 8 * bs + r8_q4_0_offset(r, j)] = tmp[(size_t)r * w_row_bytes + b * bs + (size_t)j];
+    }
+    free(tmp);
+    return true;
+}
+
+void lc__r8_dequantize(int wtype, const void *w, size_t w_row_bytes, int64_t n_rows, int64_t row, int64_t col0,
+                       int64_t n, float *out) {
+    const lc_type_traits *tt = lc_type_traits_of(wtype);
+    const int64_t b0 = col0 / (int64_t)tt->blck_size;
+    const uint8_t *base = (const uint8_t *)w;
+    if (row >= n_rows / 8 * 8) { /* the partial group: rows as they were */
+        lc_dequantize_row(wtype, base + (size_t)row * w_row_bytes + (size_t)b0 * tt->type_size, out, n);
+        return;
+    }
+    const size_t bs = sizeof(block_q4_0);
+    const uint8_t *grp = base + (size_t)(row / 8) * 8 * w_row_bytes;
+    const int r = (int)(row % 8);
+    for (int64_t i = 0; i < n; i += QK4_0) {
+        uint8_t blk[sizeof(block_q4_0)];
+        const uint8_t *src = grp + (size_t)(b0 + i / QK4_0) * 8 * bs;
+        for (int j = 0; j < (int)bs; j++) blk[j] = src[r8_q4_0_offset(r, j)];
+        float f[QK4_0];
+        lc_dequantize_row(wtype, blk, f, QK4_0);
+        memcpy(out + i, f, sizeof(float) * (size_t)LC_MIN((int64_t)QK4_0, n - i));
+    }
 }
 
 void lc_matmul_prepare(int wtype, const float *X, int ldx, int n_in, int n_tok, void *xq, int ith, int nth) {

@@ -98,7 +98,7 @@ static void matmul(lc_context *c, prep_key *pk, const lc_weight *w, const float 
     const void *xq = matmul_input(c, pk, w, X, n_tok, ith, nth);
     const int n_out = (int)w->ne[1], n_in = (int)w->ne[0];
     if (nth == 1) {
-        lc_matmul(w->type, w->data, w->row_bytes, n_out, n_in, xq, n_tok, Y, n_out, 0, 1);
+        (w->r8 ? lc_matmul_r8 : lc_matmul)(w->type, w->data, w->row_bytes, n_out, n_in, xq, n_tok, Y, n_out, 0, 1);
         return;
     }
     const uint64_t bytes = (uint64_t)w->row_bytes * (uint64_t)n_out;
@@ -115,7 +115,8 @@ static void matmul(lc_context *c, prep_key *pk, const lc_weight *w, const float 
             pk->held = t;
             return;
         }
-        lc_matmul(w->type, w->data, w->row_bytes, n_out, n_in, xq, n_tok, Y, n_out, (int)(t - base), n_chunks);
+        (w->r8 ? lc_matmul_r8 : lc_matmul)(w->type, w->data, w->row_bytes, n_out, n_in, xq, n_tok, Y, n_out,
+                                           (int)(t - base), n_chunks);
     }
 }
 

@@ -273,6 +273,33 @@ static void prefault(lc_model *m, const lc_model_params *p) {
     (void)sink;
 }
 
+/* Repacks the matmul weights of the types the kernel variant reads in the r8 layout (kernels.h), in place, when the
+** weights are a private copy (never a mapped file: use_mmap keeps the zero-copy load). The token embeddings stay as
+** stored (rows are looked up one at a time), and so does a tied output. Decode reads a group of 8 rows as one range
+** and its blocks as whole vectors: Q4_0 tg 1B, 2 threads, Zen 3: see docs/PERFORMANCE.md. */
+static void repack_one(const lc_kernels *k, lc_weight *w, bool *opened, const gguf_file *f) {
+    if (!w->data || w->r8 || !k->gemm_r8[w->type] || !lc__r8_supported(w->type) || w->ne[1] < 8) return;
+    if (!*opened) { /* the copy is read-only once loaded; the same range back to writable splits no mapping */
+        if (mprotect((void *)f->base, f->size, PROT_READ | PROT_WRITE)) return;
+        *opened = true;
+    }
+    if (lc__r8_pack(w->type, (void *)w->data, w->row_bytes, (int64_t)w->ne[1])) w->r8 = true;
+}
+
+static void repack_weights(lc_model *m) {
+    const gguf_file *f = m->file;
+    const lc_kernels *k = lc_kernels_get();
+    if (!f->copied || f->size == 0) return;
+    bool opened = false;
+    for (uint32_t il = 0; il < m->hp.n_layer; il++) {
+        lc_layer *L = &m->layers[il];
+        lc_weight *mats[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
+        for (size_t i = 0; i < sizeof mats / sizeof *mats; i++) repack_one(k, mats[i], &opened, f);
+    }
+    if (!m->hp.tied_output) repack_one(k, &m->output, &opened, f);
+    if (opened) mprotect((void *)f->base, f->size, PROT_READ);
+}
+
 int lc__model_from_file(gguf_file *f, const char *path, lc_model **out) {
     (void)path;
     *out = NULL;
@@ -339,6 +366,7 @@ int lc_model_load(const char *path, const lc_model_params *params, lc_model **ou
         return LC_OK;
     }
     if ((r = lc__model_from_file(f, path, &m))) return r;
+    repack_weights(m);
     if (llama2c) {
         char tok[4096];
         const char *tp = params ? params->tokenizer_path : NULL;

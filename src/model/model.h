@@ -22,6 +22,8 @@ typedef struct lc_weight {
     const void *data;
     uint64_t ne[2];
     size_t row_bytes;
+    bool r8; /* repacked at load into the kernels' r8 layout (kernels.h): read it with lc_matmul_r8 and
+             ** lc__r8_dequantize, never row by row */
 } lc_weight;
 
 typedef struct lc_layer {

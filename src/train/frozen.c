@@ -9,6 +9,8 @@
 */
 #include "finetune.h"
 
+#include "../kernels/kernels.h"
+
 enum { PANEL_FLOATS = 1 << 19, ROW_UNIT = 16, PK = 192, CW = 2048 };
 
 size_t fz_scratch_floats(int n_in_max) {
@@ -21,6 +23,17 @@ static int fwd_panel_rows(int n_in) {
     int p = PANEL_FLOATS / (n_in > 0 ? n_in : 1);
     p = p / ROW_UNIT * ROW_UNIT;
     return LC_MAX(ROW_UNIT, LC_MIN(256, p));
+}
+
+/* Elements [col0, col0 + n) of row `row` of W as f32 (col0 on a block boundary), whatever its layout. */
+static void weight_row(const lc_weight *w, int row, int col0, int n, float *out) {
+    if (w->r8) {
+        lc__r8_dequantize(w->type, w->data, w->row_bytes, (int64_t)w->ne[1], row, col0, n, out);
+        return;
+    }
+    const lc_type_traits *tt = lc_type_traits_of(w->type);
+    const size_t off = (size_t)(col0 / (int)tt->blck_size) * tt->type_size;
+    lc_dequantize_row(w->type, (const uint8_t *)w->data + (size_t)row * w->row_bytes + off, out, n);
 }
 
 void fz_fwd(const tr_gemm_impl *g, const lc_weight *w, const float *X, float *Y, int rows, bool acc, float *scratch,
@@ -41,7 +54,7 @@ void fz_fwd(const tr_gemm_impl *g, const lc_weight *w, const float *X, float *Y,
     for (int o = o0; o < o1; o += pr) {
         const int n = LC_MIN(pr, o1 - o);
         for (int i = 0; i < n; i++)
-            lc_dequantize_row(w->type, W + (size_t)(o + i) * w->row_bytes, panel + (size_t)i * n_in, n_in);
+            weight_row(w, o + i, 0, n_in, panel + (size_t)i * n_in);
         tr_gemm(g, false, true, rows, n, n_in, X, n_in, panel, n_in, Y + o, n_out, acc, gs, 0, 1);
     }
 }
@@ -64,11 +77,10 @@ void fz_bwd(const tr_gemm_impl *g, const lc_weight *w, const float *dY, float *d
     float *panel = scratch, *gs = scratch + LC_MAX((size_t)ROW_UNIT * n_in, (size_t)PANEL_FLOATS);
     for (int c = c0; c < c1; c += CW) {
         const int cw = LC_MIN(CW, c1 - c);
-        const size_t src_off = (size_t)(c / blk) * tt->type_size;
         for (int o = 0; o < n_out; o += PK) {
             const int k = LC_MIN(PK, n_out - o);
             for (int i = 0; i < k; i++)
-                lc_dequantize_row(w->type, W + (size_t)(o + i) * w->row_bytes + src_off, panel + (size_t)i * cw, cw);
+                weight_row(w, o + i, c, cw, panel + (size_t)i * cw);
             tr_gemm(g, false, false, rows, cw, k, dY + o, n_out, panel, cw, dX + c, n_in, acc || o > 0, gs, 0, 1);
         }
     }
