@@ -8,6 +8,7 @@
 */
 #include "harness.h"
 
+#include "../src/kernels/kernels.h"
 #include "../src/train/finetune.h"
 #include "train_ref.h"
 
@@ -88,7 +89,10 @@ static double *dequant(const lc_weight *w) {
     double *d = malloc(sizeof *d * n_in * n_out);
     float *row = malloc(sizeof *row * n_in);
     for (size_t o = 0; o < n_out; o++) {
-        lc_dequantize_row(w->type, (const uint8_t *)w->data + o * w->row_bytes, row, (int64_t)n_in);
+        if (w->r8) /* repacked at load (kernels.h) */
+            lc__r8_dequantize(w->type, w->data, w->row_bytes, (int64_t)n_out, (int64_t)o, 0, (int64_t)n_in, row);
+        else
+            lc_dequantize_row(w->type, (const uint8_t *)w->data + o * w->row_bytes, row, (int64_t)n_in);
         for (size_t i = 0; i < n_in; i++) d[o * n_in + i] = row[i];
     }
     free(row);

@@ -524,6 +524,35 @@ TEST(matmul_all_variants_against_double_product) {
     printf("        (%d matmul cases per variant list)\n", n_cases);
 }
 
+/* The r8 layout (kernels.h) of W: lc_matmul_r8 over 3 threads gives Y (the rows' product of the batch) bit for bit,
+** for the batch and for its last token alone (the GEMV); every row reads back as stored. Returns the first bad row
+** or -1. */
+static int check_r8(const lc_kernels *k, int t, const uint8_t *W, size_t wrb, int n_out, int n_in, const float *X,
+                    int n_tok, void *xq, const float *Y, int *bad_tok, const char **what) {
+    uint8_t *w8 = malloc(wrb * n_out);
+    float *Y8 = malloc(sizeof(float) * n_tok * n_out), *a = malloc(sizeof(float) * n_in), *b = malloc(sizeof(float) * n_in);
+    memcpy(w8, W, wrb * n_out);
+    int bad = -1;
+    *what = "lc__r8_pack";
+    if (!lc__r8_pack(t, w8, wrb, n_out)) bad = 0;
+    for (int pass = 0; pass < 2 && bad < 0; pass++) {
+        const int nt = pass ? 1 : n_tok, t0 = pass ? n_tok - 1 : 0; /* pass 1: the last token alone */
+        const float *x = X + (size_t)t0 * n_in;
+        for (int ith = 0; ith < 3; ith++) lc_matmul_prepare_using(k, t, x, n_in, n_in, nt, xq, ith, 3);
+        for (int ith = 0; ith < 3; ith++) lc_matmul_r8_using(k, t, w8, wrb, n_out, n_in, xq, nt, Y8, n_out, ith, 3);
+        *what = pass ? "the r8 GEMV and the rows" : "the r8 GEMM and the rows";
+        for (int i = 0; i < nt * n_out && bad < 0; i++)
+            if (bits_f32(Y8[i]) != bits_f32(Y[(size_t)t0 * n_out + i])) bad = i % n_out, *bad_tok = t0 + i / n_out;
+    }
+    for (int r = 0; r < n_out && bad < 0; r++) {
+        lc_dequantize_row(t, W + (size_t)r * wrb, a, n_in);
+        lc__r8_dequantize(t, w8, wrb, n_out, r, 0, n_in, b);
+        if (memcmp(a, b, sizeof(float) * n_in)) bad = r, *bad_tok = 0, *what = "lc__r8_dequantize and the stored row";
+    }
+    free(w8), free(Y8), free(a), free(b);
+    return bad;
+}
+
 /* Batch invariance: a token's outputs do not depend on the batch. GEMM (n_tok > 1), GEMV (n_tok == 1) and vec_dot
 ** give bit-identical numbers for the same (row, token) within a variant, for every type (kernels.h: one summation
 ** order per variant), also across the 4096-element chunks the float kernels sum in. */
@@ -578,6 +607,8 @@ TEST(matmul_batch_invariant) {
                         }
                     }
                 }
+                if (bad < 0 && k->gemm_r8[t]) /* W repacked (kernels.h): the same bits, batch and single token */
+                    bad = check_r8(k, t, W, wrb, n_out, n_in, X, n_tok, xq, Y, &bad_tok, &what);
                 free(Wf), free(X), free(Y), free(y1), free(W), free(xq), free(xr);
                 CHECKF(bad < 0, "%s %s n_in %d, %d tokens: %s differ at token %d row %d", k->name, lc_type_name(t), n_in,
                        n_tok, what, bad_tok, bad);

@@ -393,6 +393,7 @@ bool lc__amx_enable(void) {
 void lc__kernels_fill_amx(lc_kernels *k) {
     vnni_q8_0 = k->gemm[LC_TYPE_Q8_0];
     k->gemm[LC_TYPE_Q8_0] = gemm_q8_0_amx;
+    k->gemm_r8[LC_TYPE_Q8_0] = NULL; /* the tiles read rows as the file stores them */
     if (k->gemm[LC_TYPE_Q4_0] && lc_vec_dot_type(LC_TYPE_Q4_0) == LC_TYPE_Q8_0) {
         avx512_q4_0 = k->gemm[LC_TYPE_Q4_0];
         k->gemm[LC_TYPE_Q4_0] = gemm_q4_0_amx;

@@ -749,6 +749,7 @@ void lc__kernels_fill_avx512(lc_kernels *k, const lc_cpu_features *cpu) {
     if (cpu->avx512vnni) {
         k->vec_dot[LC_TYPE_Q8_0] = vec_dot_q8_0_vnni;
         k->gemm[LC_TYPE_Q8_0] = gemm_q8_0_vnni;
+        k->gemm_r8[LC_TYPE_Q8_0] = NULL; /* it reads rows: Q8_0 stays as stored */
     }
     lc__kernels_fill_avx512_quants(k, cpu);
 }

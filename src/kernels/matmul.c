@@ -103,16 +103,17 @@ void lc_matmul_r8(int wtype, const void *W, size_t w_row_bytes, int n_out, int n
     lc_matmul_r8_using(lc_kernels_get(), wtype, W, w_row_bytes, n_out, n_in, xq, n_tok, Y, ldy, ith, nth);
 }
 
-bool lc__r8_supported(int wtype) { return wtype == LC_TYPE_Q4_0; }
+bool lc__r8_supported(int wtype) { return wtype == LC_TYPE_Q4_0 || wtype == LC_TYPE_Q8_0; }
 
-/* Byte offset, within a group's block b, of byte j of row r's block (Q4_0: 2 bytes d, 16 bytes qs). */
-static size_t r8_q4_0_offset(int r, int j) {
+/* Byte offset, within a group's block b, of byte j of row r's block (2 bytes d, then 16 bytes of qs for Q4_0, 32 for
+** Q8_0). */
+static size_t r8_offset(int r, int j) {
     return j < 2 ? (size_t)(2 * r + j) : 16 + (size_t)((j - 2) / 4) * 32 + (size_t)(4 * r + (j - 2) % 4);
 }
 
 bool lc__r8_pack(int wtype, void *w, size_t w_row_bytes, int64_t n_rows) {
     if (!lc__r8_supported(wtype)) return false;
-    const size_t bs = sizeof(block_q4_0), nb = w_row_bytes / bs;
+    const size_t bs = lc_type_traits_of(wtype)->type_size, nb = w_row_bytes / bs;
     uint8_t *tmp = malloc(8 * w_row_bytes);
     if (!tmp) return false;
     for (int64_t g = 0; g + 8 <= n_rows; g += 8) {
@@ -121,7 +122,7 @@ bool lc__r8_pack(int wtype, void *w, size_t w_row_bytes, int64_t n_rows) {
         for (size_t b = 0; b < nb; b++)
             for (int r = 0; r < 8; r++)
                 for (int j = 0; j < (int)bs; j++)
-                    grp[b * 8 * bs + r8_q4_0_offset(r, j)] = tmp[(size_t)r * w_row_bytes + b * bs + (size_t)j];
+                    grp[b * 8 * bs + r8_offset(r, j)] = tmp[(size_t)r * w_row_bytes + b * bs + (size_t)j];
     }
     free(tmp);
     return true;
@@ -136,16 +137,17 @@ void lc__r8_dequantize(int wtype, const void *w, size_t w_row_bytes, int64_t n_r
         lc_dequantize_row(wtype, base + (size_t)row * w_row_bytes + (size_t)b0 * tt->type_size, out, n);
         return;
     }
-    const size_t bs = sizeof(block_q4_0);
+    const size_t bs = tt->type_size;
+    const int qk = (int)tt->blck_size; /* 32 for both types */
     const uint8_t *grp = base + (size_t)(row / 8) * 8 * w_row_bytes;
     const int r = (int)(row % 8);
-    for (int64_t i = 0; i < n; i += QK4_0) {
-        uint8_t blk[sizeof(block_q4_0)];
-        const uint8_t *src = grp + (size_t)(b0 + i / QK4_0) * 8 * bs;
-        for (int j = 0; j < (int)bs; j++) blk[j] = src[r8_q4_0_offset(r, j)];
-        float f[QK4_0];
-        lc_dequantize_row(wtype, blk, f, QK4_0);
-        memcpy(out + i, f, sizeof(float) * (size_t)LC_MIN((int64_t)QK4_0, n - i));
+    for (int64_t i = 0; i < n; i += qk) {
+        uint8_t blk[sizeof(block_q8_0)];
+        const uint8_t *src = grp + (size_t)(b0 + i / qk) * 8 * bs;
+        for (int j = 0; j < (int)bs; j++) blk[j] = src[r8_offset(r, j)];
+        float f[QK8_0];
+        lc_dequantize_row(wtype, blk, f, qk);
+        memcpy(out + i, f, sizeof(float) * (size_t)LC_MIN((int64_t)qk, n - i));
     }
 }
 
