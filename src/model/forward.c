@@ -126,8 +126,7 @@ static void embed_rows(lc_context *c, int ith, int nth) {
     int r0, r1;
     split(c->b_n, ith, nth, &r0, &r1);
     for (int i = r0; i < r1; i++) {
-        const uint8_t *row = (const uint8_t *)m->tok_embd.data + (size_t)c->b_token[i] * m->tok_embd.row_bytes;
-        lc_dequantize_row(m->tok_embd.type, row, c->x + (size_t)i * hp->n_embd, hp->n_embd);
+        lc__weight_row(&m->tok_embd, c->b_token[i], 0, hp->n_embd, c->x + (size_t)i * hp->n_embd);
         lc__rope_cache(c->rope_cs + (size_t)i * hp->n_rot, c->b_pos[i], (int)hp->n_rot, hp->rope_theta, m->rope_freq_scale,
                    m->rope_freqs);
     }

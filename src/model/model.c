@@ -273,10 +273,21 @@ static void prefault(lc_model *m, const lc_model_params *p) {
     (void)sink;
 }
 
+void lc__weight_row(const lc_weight *w, int64_t row, int64_t col0, int64_t n, float *out) {
+    if (w->r8) {
+        lc__r8_dequantize(w->type, w->data, w->row_bytes, (int64_t)w->ne[1], row, col0, n, out);
+        return;
+    }
+    const lc_type_traits *tt = lc_type_traits_of(w->type);
+    const size_t off = (size_t)(col0 / (int64_t)tt->blck_size) * tt->type_size;
+    lc_dequantize_row(w->type, (const uint8_t *)w->data + (size_t)row * w->row_bytes + off, out, n);
+}
+
 /* Repacks the matmul weights of the types the kernel variant reads in the r8 layout (kernels.h), in place, when the
 ** weights are a private copy (never a mapped file: use_mmap keeps the zero-copy load). The token embeddings stay as
-** stored (rows are looked up one at a time), and so does a tied output. Decode reads a group of 8 rows as one range
-** and its blocks as whole vectors: Q4_0 tg 1B, 2 threads, Zen 3: see docs/PERFORMANCE.md. */
+** stored unless they are the output too (tied): then the output's products gain what the layers' do, and the
+** lookups read a row through lc__weight_row. Decode reads a group of 8 rows as one range and its blocks as whole
+** vectors: see docs/PERFORMANCE.md. */
 static void repack_one(const lc_kernels *k, lc_weight *w, bool *opened, const gguf_file *f) {
     if (!w->data || w->r8 || !k->gemm_r8[w->type] || !lc__r8_supported(w->type) || w->ne[1] < 8) return;
     if (!*opened) { /* the copy is read-only once loaded; the same range back to writable splits no mapping */
@@ -296,7 +307,12 @@ static void repack_weights(lc_model *m) {
         lc_weight *mats[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
         for (size_t i = 0; i < sizeof mats / sizeof *mats; i++) repack_one(k, mats[i], &opened, f);
     }
-    if (!m->hp.tied_output) repack_one(k, &m->output, &opened, f);
+    if (!m->hp.tied_output) {
+        repack_one(k, &m->output, &opened, f);
+    } else {
+        repack_one(k, &m->tok_embd, &opened, f);
+        m->output = m->tok_embd;
+    }
     if (opened) mprotect((void *)f->base, f->size, PROT_READ);
 }
 

@@ -23,8 +23,11 @@ typedef struct lc_weight {
     uint64_t ne[2];
     size_t row_bytes;
     bool r8; /* repacked at load into the kernels' r8 layout (kernels.h): read it with lc_matmul_r8 and
-             ** lc__r8_dequantize, never row by row */
+             ** lc__weight_row, never row by row */
 } lc_weight;
+
+/* Elements [col0, col0 + n) of row `row` of W as f32, whatever its layout (col0 on a block boundary). */
+void lc__weight_row(const lc_weight *w, int64_t row, int64_t col0, int64_t n, float *out);
 
 typedef struct lc_layer {
     const float *attn_norm, *ffn_norm; /* [n_embd], f32 (converted at load if stored otherwise) */

@@ -296,7 +296,7 @@ static void op_exec(ft_run *r, const ft_op *o, int ith, int nth) {
         split(r->rows, ith, nth, &a, &b);
         const lc_weight *E = &m->base->tok_embd;
         for (int64_t i = a; i < b; i++)
-            lc_dequantize_row(E->type, (const uint8_t *)E->data + (size_t)r->tokens[i] * E->row_bytes, r->xs[0] + i * D, D);
+            lc__weight_row(E, r->tokens[i], 0, D, r->xs[0] + i * D);
         break;
     }
     case OP_COPY:

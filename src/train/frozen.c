@@ -25,17 +25,6 @@ static int fwd_panel_rows(int n_in) {
     return LC_MAX(ROW_UNIT, LC_MIN(256, p));
 }
 
-/* Elements [col0, col0 + n) of row `row` of W as f32 (col0 on a block boundary), whatever its layout. */
-static void weight_row(const lc_weight *w, int row, int col0, int n, float *out) {
-    if (w->r8) {
-        lc__r8_dequantize(w->type, w->data, w->row_bytes, (int64_t)w->ne[1], row, col0, n, out);
-        return;
-    }
-    const lc_type_traits *tt = lc_type_traits_of(w->type);
-    const size_t off = (size_t)(col0 / (int)tt->blck_size) * tt->type_size;
-    lc_dequantize_row(w->type, (const uint8_t *)w->data + (size_t)row * w->row_bytes + off, out, n);
-}
-
 void fz_fwd(const tr_gemm_impl *g, const lc_weight *w, const float *X, float *Y, int rows, bool acc, float *scratch,
             int ith, int nth) {
     const int n_in = (int)w->ne[0], n_out = (int)w->ne[1];
@@ -54,7 +43,7 @@ void fz_fwd(const tr_gemm_impl *g, const lc_weight *w, const float *X, float *Y,
     for (int o = o0; o < o1; o += pr) {
         const int n = LC_MIN(pr, o1 - o);
         for (int i = 0; i < n; i++)
-            weight_row(w, o + i, 0, n_in, panel + (size_t)i * n_in);
+            lc__weight_row(w, o + i, 0, n_in, panel + (size_t)i * n_in);
         tr_gemm(g, false, true, rows, n, n_in, X, n_in, panel, n_in, Y + o, n_out, acc, gs, 0, 1);
     }
 }
@@ -80,7 +69,7 @@ void fz_bwd(const tr_gemm_impl *g, const lc_weight *w, const float *dY, float *d
         for (int o = 0; o < n_out; o += PK) {
             const int k = LC_MIN(PK, n_out - o);
             for (int i = 0; i < k; i++)
-                weight_row(w, o + i, c, cw, panel + (size_t)i * cw);
+                lc__weight_row(w, o + i, c, cw, panel + (size_t)i * cw);
             tr_gemm(g, false, false, rows, cw, k, dY + o, n_out, panel, cw, dX + c, n_in, acc || o > 0, gs, 0, 1);
         }
     }
