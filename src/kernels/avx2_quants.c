@@ -810,12 +810,99 @@ INLINE void tile_q4_K(const int G, const int T, int kc, const x8_q4_K *const S[X
     }
 }
 
-static void gemm_x8_q4_K(int n, int nr, int nt, const void *vw, size_t ws, const void *vx, size_t xs, float *y,
-                         size_t ldy) {
-    if (nt == 1) {
-        gemv_q4_K(n, nr, vw, ws, vx, y);
-        return;
+/* ---- Q4_K in the r8 layout (kernels.h) ----
+** A group's block: d and dmin of the 8 rows in one load each, their packed scales as three vectors (bytes 4k..4k+3 of
+** row r's scales[12] in lane r, k < 3), quant chunk c in one load. The 6-bit scales then decode for the 8 rows at
+** once (k4_scales8's bit operations, lane-wise), and a sub-block's scale reaches its lanes with one VPSHUFB. The same
+** integer sums and the same float steps as gemv_q4_K and tile_q4_K: the same bits. */
+typedef struct {
+    __m256i sc_lo, sc_hi, mn_lo, mn_hi; /* byte j of lane r: scale (min) j, or 4 + j, of row r */
+} r8_k4_scales;
+INLINE r8_k4_scales r8_q4_K_scales(const uint8_t *blk) {
+    const __m256i a = _mm256_loadu_si256((const __m256i *)(blk + 32)), b = _mm256_loadu_si256((const __m256i *)(blk + 64)),
+                  c = _mm256_loadu_si256((const __m256i *)(blk + 96));
+    const __m256i m6 = _mm256_set1_epi8(0x3f), m4 = _mm256_set1_epi8(0x0f), top = _mm256_set1_epi8(0x30);
+    r8_k4_scales s;
+    s.sc_lo = _mm256_and_si256(a, m6);
+    s.mn_lo = _mm256_and_si256(b, m6);
+    s.sc_hi = _mm256_or_si256(_mm256_and_si256(c, m4), _mm256_and_si256(_mm256_srli_epi32(a, 2), top));
+    s.mn_hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi32(c, 4), m4), _mm256_and_si256(_mm256_srli_epi32(b, 2), top));
+    return s;
+}
+/* VPSHUFB control: the 16-bit halves of each 32-bit lane = bytes j0 and j1 of that lane, zero-extended. */
+INLINE __m256i dw_bytes16_ctl(int j0, int j1) {
+    const __m256i base = _mm256_setr_epi8(0, -128, 0, -128, 4, -128, 4, -128, 8, -128, 8, -128, 12, -128, 12, -128, 0,
+                                          -128, 0, -128, 4, -128, 4, -128, 8, -128, 8, -128, 12, -128, 12, -128);
+    return _mm256_add_epi8(base, _mm256_set1_epi32(j0 | j1 << 16));
+}
+/* Sub-block g's scale of row r in both 16-bit halves of lane r. */
+INLINE __m256i r8_q4_K_scale(const r8_k4_scales *s, int g) {
+    return _mm256_shuffle_epi8(g < 4 ? s->sc_lo : s->sc_hi, dw_bytes16_ctl(g % 4, g % 4));
+}
+/* The mins of sub-blocks 2k and 2k + 1 of row r in the 16-bit halves of lane r. */
+INLINE __m256i r8_q4_K_mins(const r8_k4_scales *s, int k) {
+    return _mm256_shuffle_epi8(k < 2 ? s->mn_lo : s->mn_hi, dw_bytes16_ctl(2 * (k % 2), 2 * (k % 2) + 1));
+}
+INLINE const uint8_t *r8_block_q4_K(const uint8_t *grp, int b) { return grp + (size_t)b * 8 * sizeof(block_q4_K); }
+
+static void gemv_r8_q4_K(int n, int nr, const uint8_t *w, size_t ws, const block_q8_K *x, float *y) {
+    const int nb = n / QK_K;
+    for (int r0 = 0; r0 < nr; r0 += 8) {
+        const uint8_t *grp = w + (size_t)r0 * ws;
+        __m256 acc = _mm256_setzero_ps();
+        for (int b = 0; b < nb; b++) {
+            const uint8_t *blk = r8_block_q4_K(grp, b);
+            for (size_t o = 0; o < 8 * sizeof(block_q4_K); o += 64) /* as gv_r8_q8_0 */
+                _mm_prefetch((const char *)blk + 2048 + o, _MM_HINT_T0);
+            const block_q8_K *xb = &x[b];
+            const r8_k4_scales sc = r8_q4_K_scales(blk);
+            int32_t bsp[4];
+            k4_bsum_pairs(xb, bsp);
+            __m256i is = _mm256_setzero_si256();
+            for (int p = 0; p < 4; p++) {
+                __m256i lo = _mm256_setzero_si256(), hi = _mm256_setzero_si256(); /* 8 chunks: < 2^15 */
+#pragma GCC unroll 8
+                for (int k = 0; k < 8; k++) {
+                    const __m256i v = _mm256_loadu_si256((const __m256i *)(blk + 128 + 32 * (8 * p + k)));
+                    lo = _mm256_add_epi16(lo, _mm256_maddubs_epi16(nib_lo(v), bcast32(xb->qs + 64 * p + 4 * k)));
+                    hi = _mm256_add_epi16(hi, _mm256_maddubs_epi16(nib_hi(v), bcast32(xb->qs + 64 * p + 32 + 4 * k)));
+                }
+                is = _mm256_add_epi32(is, _mm256_madd_epi16(lo, r8_q4_K_scale(&sc, 2 * p)));
+                is = _mm256_add_epi32(is, _mm256_madd_epi16(hi, r8_q4_K_scale(&sc, 2 * p + 1)));
+            }
+            __m256i ms = _mm256_madd_epi16(r8_q4_K_mins(&sc, 0), _mm256_set1_epi32(bsp[0]));
+            for (int k = 1; k < 4; k++)
+                ms = _mm256_add_epi32(ms, _mm256_madd_epi16(r8_q4_K_mins(&sc, k), _mm256_set1_epi32(bsp[k])));
+            const __m256 xd = _mm256_set1_ps(xb->d);
+            const __m256 d = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)blk)), xd);
+            const __m256 dm = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(blk + 16))), xd);
+            acc = _mm256_add_ps(acc, _mm256_sub_ps(_mm256_mul_ps(d, _mm256_cvtepi32_ps(is)),
+                                                   _mm256_mul_ps(dm, _mm256_cvtepi32_ps(ms))));
+        }
+        _mm256_storeu_ps(y + r0, acc);
     }
+}
+
+static void stage_r8_q4_K(const uint8_t *w, size_t ws, int r0, int k0, int kc, x8_q4_K *s) {
+    const uint8_t *grp = w + (size_t)r0 * ws;
+    for (int b = 0; b < kc; b++) {
+        const uint8_t *blk = r8_block_q4_K(grp, k0 + b);
+        for (int p = 0; p < 4; p++)
+            for (int k = 0; k < 8; k++) {
+                const __m256i v = _mm256_loadu_si256((const __m256i *)(blk + 128 + 32 * (8 * p + k)));
+                s[b].q[16 * p + k] = nib_lo(v), s[b].q[16 * p + 8 + k] = nib_hi(v);
+            }
+        const r8_k4_scales sc = r8_q4_K_scales(blk);
+        for (int g = 0; g < 8; g++) s[b].sc[g] = r8_q4_K_scale(&sc, g);
+        for (int k = 0; k < 4; k++) s[b].mn[k] = r8_q4_K_mins(&sc, k);
+        s[b].d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)blk));
+        s[b].dmin = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(blk + 16)));
+    }
+}
+
+/* The Q4_K GEMM over W as stored (rows) or repacked (r8: nr a multiple of 8); only the staging differs. */
+INLINE void gemm_q4_K_staged(const bool r8, int n, int nr, int nt, const void *vw, size_t ws, const void *vx,
+                             size_t xs, float *y, size_t ldy) {
     x8_q4_K stage[X8_GROUPS][X8_KC_K];
     int32_t bsp[X8_T][X8_KC_K][4];
     const int nb = n / QK_K;
@@ -830,9 +917,21 @@ static void gemm_x8_q4_K(int n, int nr, int nt, const void *vw, size_t ws, const
         const x8_q4_K *S[X8_G] = {stage[g0], stage[LC_MIN(g0 + 1, X8_GROUPS - 1)]};                                 \
         tile_q4_K(G, T, kc, S, X, (const int32_t(*)[X8_KC_K][4])bsp, acc);                                           \
     } while (0)
-    X8_SWEEP(X8_KC_K, X8_T, stage_q4_K(vw, ws, r0 + 8 * g, nr, k0, kc, stage[g]), PREP_Q4_K, TILE_Q4_K);
+    X8_SWEEP(X8_KC_K, X8_T,
+             r8 ? stage_r8_q4_K(vw, ws, r0 + 8 * g, k0, kc, stage[g]) : stage_q4_K(vw, ws, r0 + 8 * g, nr, k0, kc, stage[g]),
+             PREP_Q4_K, TILE_Q4_K);
 #undef PREP_Q4_K
 #undef TILE_Q4_K
+}
+static void gemm_x8_q4_K(int n, int nr, int nt, const void *vw, size_t ws, const void *vx, size_t xs, float *y,
+                         size_t ldy) {
+    if (nt == 1) gemv_q4_K(n, nr, vw, ws, vx, y);
+    else gemm_q4_K_staged(false, n, nr, nt, vw, ws, vx, xs, y, ldy);
+}
+static void gemm_r8_q4_K(int n, int nr, int nt, const void *vw, size_t ws, const void *vx, size_t xs, float *y,
+                         size_t ldy) {
+    if (nt == 1) gemv_r8_q4_K(n, nr, vw, ws, vx, y);
+    else gemm_q4_K_staged(true, n, nr, nt, vw, ws, vx, xs, y, ldy);
 }
 
 /* ---- Q6_K ---- */
@@ -982,5 +1081,6 @@ void lc__kernels_fill_avx2_quants(lc_kernels *k) {
     k->gemm[LC_TYPE_Q6_K] = gemm_x8_q6_K;
     k->gemm_r8[LC_TYPE_Q4_0] = gemm_r8_q4_0;
     k->gemm_r8[LC_TYPE_Q8_0] = gemm_r8_q8_0;
+    k->gemm_r8[LC_TYPE_Q4_K] = gemm_r8_q4_K;
     k->from_float[LC_TYPE_Q8_K] = from_float_q8_K;
 }

@@ -77,9 +77,10 @@ void lc_matmul_using(const lc_kernels *k, int wtype, const void *W, size_t w_row
 
 /* ---- the r8 layout: weights repacked at load for the variants that read it (gemm_r8 non-NULL) ----
 ** W's rows in groups of 8, each group keeping its 8 rows' bytes (8 * w_row_bytes) but interleaved block by block,
-** so one group streams as one range and a block of 8 rows loads as whole vectors. Q4_0 and Q8_0: per block, the 8
-** rows' scales d (2 bytes each, row r at 2r), then the quants: bytes 4c..4c+3 of row r's qs at 16 + 32c + 4r (c < 4
-** for Q4_0's 16 bytes, c < 8 for Q8_0's 32). A last group of fewer than 8 rows stays row after row. The numbers are unchanged: a
+** so one group streams as one range and a block of 8 rows loads as whole vectors. Q4_0, Q8_0 and Q4_K: per block, the
+** 8 rows' fp16 scales (d, row r at 2r; Q4_K's dmin next, at 16 + 2r), then the rest of the block in 4-byte chunks:
+** chunk c of row r at 16 h + 32c + 4r (h = 1, or 2 for Q4_K; c < 4 for Q4_0's 16 bytes of quants, c < 8 for Q8_0's
+** 32, c < 35 for Q4_K's 12 bytes of packed scales and 128 of quants). A last group of fewer than 8 rows stays row after row. The numbers are unchanged: a
 ** variant's gemm_r8 gives bit for bit what its gemm gives on the rows. */
 bool lc__r8_supported(int wtype);
 /* Repacks n_rows rows of W in place (memory as big as one group is borrowed from the heap; false if unavailable). */

@@ -103,12 +103,18 @@ void lc_matmul_r8(int wtype, const void *W, size_t w_row_bytes, int n_out, int n
     lc_matmul_r8_using(lc_kernels_get(), wtype, W, w_row_bytes, n_out, n_in, xq, n_tok, Y, ldy, ith, nth);
 }
 
-bool lc__r8_supported(int wtype) { return wtype == LC_TYPE_Q4_0 || wtype == LC_TYPE_Q8_0; }
+bool lc__r8_supported(int wtype) {
+    return wtype == LC_TYPE_Q4_0 || wtype == LC_TYPE_Q8_0 || wtype == LC_TYPE_Q4_K;
+}
 
-/* Byte offset, within a group's block b, of byte j of row r's block (2 bytes d, then 16 bytes of qs for Q4_0, 32 for
-** Q8_0). */
-static size_t r8_offset(int r, int j) {
-    return j < 2 ? (size_t)(2 * r + j) : 16 + (size_t)((j - 2) / 4) * 32 + (size_t)(4 * r + (j - 2) % 4);
+/* Byte offset, within a group's block b, of byte j of row r's block: the block's nh fp16 scales first (d, and dmin
+** for Q4_K), each field's 8 rows side by side in 16 bytes; then the rest of it (Q4_K's 12 bytes of packed scales,
+** then the quants) in 4-byte chunks, chunk c of the 8 rows in 32 bytes. */
+static size_t r8_offset(int wtype, int r, int j) {
+    const int nh = wtype == LC_TYPE_Q4_K ? 2 : 1;
+    if (j < 2 * nh) return (size_t)(16 * (j / 2) + 2 * r + j % 2);
+    j -= 2 * nh;
+    return (size_t)(16 * nh + (j / 4) * 32 + 4 * r + j % 4);
 }
 
 bool lc__r8_pack(int wtype, void *w, size_t w_row_bytes, int64_t n_rows) {
@@ -122,7 +128,7 @@ bool lc__r8_pack(int wtype, void *w, size_t w_row_bytes, int64_t n_rows) {
         for (size_t b = 0; b < nb; b++)
             for (int r = 0; r < 8; r++)
                 for (int j = 0; j < (int)bs; j++)
-                    grp[b * 8 * bs + r8_offset(r, j)] = tmp[(size_t)r * w_row_bytes + b * bs + (size_t)j];
+                    grp[b * 8 * bs + r8_offset(wtype, r, j)] = tmp[(size_t)r * w_row_bytes + b * bs + (size_t)j];
     }
     free(tmp);
     return true;
@@ -138,14 +144,14 @@ void lc__r8_dequantize(int wtype, const void *w, size_t w_row_bytes, int64_t n_r
         return;
     }
     const size_t bs = tt->type_size;
-    const int qk = (int)tt->blck_size; /* 32 for both types */
+    const int qk = (int)tt->blck_size;
     const uint8_t *grp = base + (size_t)(row / 8) * 8 * w_row_bytes;
     const int r = (int)(row % 8);
     for (int64_t i = 0; i < n; i += qk) {
-        uint8_t blk[sizeof(block_q8_0)];
+        uint8_t blk[sizeof(block_q4_K)];
         const uint8_t *src = grp + (size_t)(b0 + i / qk) * 8 * bs;
-        for (int j = 0; j < (int)bs; j++) blk[j] = src[r8_offset(r, j)];
-        float f[QK8_0];
+        for (int j = 0; j < (int)bs; j++) blk[j] = src[r8_offset(wtype, r, j)];
+        float f[QK_K];
         lc_dequantize_row(wtype, blk, f, qk);
         memcpy(out + i, f, sizeof(float) * (size_t)LC_MIN((int64_t)qk, n - i));
     }
