@@ -633,6 +633,10 @@ INLINE void tile_x8_q8_0(const int G, const int T, int kc, const x8_q8_0 *const 
 ** the lanes, and adds each block's exact sum times d_w * d_x in block order, as gemv_q8_0 (avx2.c) and vec_dot do:
 ** the same bits. */
 INLINE const uint8_t *r8_block_q8_0(const uint8_t *grp, int b) { return grp + (size_t)b * 8 * sizeof(block_q8_0); }
+/* Prefetch of the lines of [p, p + len). */
+INLINE void prefetch_range(const uint8_t *p, size_t len) {
+    for (size_t o = 0; o < len; o += 64) _mm_prefetch((const char *)p + o, _MM_HINT_T0);
+}
 
 static void stage_r8_q8_0(const uint8_t *w, size_t ws, int r0, int nr, int k0, int kc, int nb, x8_q8_0 *s) {
     const uint8_t *grp = w + (size_t)r0 * ws;
@@ -640,9 +644,7 @@ static void stage_r8_q8_0(const uint8_t *w, size_t ws, int r0, int nr, int k0, i
     const int rn = r0 + 8 * X8_GROUPS;
     const uint8_t *next = k0 + kc < nb ? r8_block_q8_0(grp, k0 + kc) : rn < nr ? w + (size_t)rn * ws : NULL;
     for (int b = 0; b < kc; b++) {
-        if (next)
-            for (size_t o = 0; o < 8 * sizeof(block_q8_0); o += 64)
-                _mm_prefetch((const char *)r8_block_q8_0(next, b) + o, _MM_HINT_T0);
+        if (next) prefetch_range(r8_block_q8_0(next, b), 8 * sizeof(block_q8_0));
         const uint8_t *blk = r8_block_q8_0(grp, k0 + b);
         __m256i a = _mm256_setzero_si256(); /* |pair sums| <= 256, 8 chunks: no overflow */
         for (int c = 0; c < 8; c++) {
@@ -661,7 +663,7 @@ static void stage_r8_q8_0(const uint8_t *w, size_t ws, int r0, int nr, int k0, i
 INLINE __m256 gv_r8_q8_0(const uint8_t *grp, int b0, int nbc, const block_q8_0 *x, const float *dx, __m256 acc) {
     for (int b = 0; b < nbc; b++) {
         const uint8_t *blk = r8_block_q8_0(grp, b0 + b);
-        for (size_t o = 0; o < 8 * sizeof(block_q8_0); o += 64) _mm_prefetch((const char *)blk + 2048 + o, _MM_HINT_T0);
+        prefetch_range(blk + 2048, 8 * sizeof(block_q8_0));
         const int8_t *xq = x[b0 + b].qs;
         __m256i s = _mm256_setzero_si256(); /* a pair of products fits 16 bits (2 * 128 * 127), two do not */
 #pragma GCC unroll 8
@@ -852,8 +854,7 @@ static void gemv_r8_q4_K(int n, int nr, const uint8_t *w, size_t ws, const block
         __m256 acc = _mm256_setzero_ps();
         for (int b = 0; b < nb; b++) {
             const uint8_t *blk = r8_block_q4_K(grp, b);
-            for (size_t o = 0; o < 8 * sizeof(block_q4_K); o += 64) /* as gv_r8_q8_0 */
-                _mm_prefetch((const char *)blk + 2048 + o, _MM_HINT_T0);
+            prefetch_range(blk + 2048, 8 * sizeof(block_q4_K)); /* as gv_r8_q8_0 */
             const block_q8_K *xb = &x[b];
             const r8_k4_scales sc = r8_q4_K_scales(blk);
             int32_t bsp[4];
