@@ -1,6 +1,7 @@
 /* cmd_bench.c - `llamac bench`: prompt-processing and generation speed, measured as llama-bench does: a warm-up,
 ** then r repetitions of pp (one batch of p pseudo-random tokens into an empty KV cache) and tg (n tokens decoded one
-** at a time from an empty cache); tokens/s per repetition, reported as mean and sample standard deviation.
+** at a time from an empty cache; with -B, B sequences decoded together, a token of each per step, as a server's
+** continuous batch does); tokens/s per repetition, reported as mean and sample standard deviation.
 ** Token ids come from a fixed LCG, so runs are comparable; the model's weights do not affect the amount of work.
 */
 #include "cli.h"
@@ -23,14 +24,16 @@ static const char *bench_help =
     "  -m, --model FILE     the model\n"
     "  -p, --n-prompt P     prompt tokens (default 512; 0: skip pp)\n"
     "  -n, --n-gen N        generated tokens (default 128; 0: skip tg)\n"
+    "  -B, --parallel B     tg decodes B sequences together, N tokens each, one token of every sequence per\n"
+    "                       step (default 1); tokens/s counts all of them (as the serve load test's streams)\n"
     "  -r, --repetitions R  repetitions (default 3)\n"
     "  -t, --threads N      threads (default: all cores)\n"
     "  --mmap               map the model file instead of reading it into memory (huge pages)\n"
     "  --kv f16|f32         KV cache type (default f16)\n"
     "  --json               print one JSON object instead of the table:\n"
     "                         pp_tps, pp_sd, tg_tps, tg_sd, threads, model_bytes, model_params, model_desc,\n"
-    "                         n_prompt, n_gen, reps, cpu_variant, kv_type, pp_samples, tg_samples, and\n"
-    "                         pp_gflops, tg_gbs, tg_bytes_per_token, mem_read_gbs, mem_copy_gbs,\n"
+    "                         n_prompt, n_gen, n_parallel, reps, cpu_variant, kv_type, pp_samples, tg_samples,\n"
+    "                         pp_gflops, tg_gflops, tg_gbs, tg_bytes_per_token, mem_read_gbs, mem_copy_gbs,\n"
     "                         tg_roofline_read, tg_roofline_copy, peak_rss_bytes, kv_bytes, scratch_bytes\n"
     "  -h, --help           this help\n"
     "\n"
@@ -148,8 +151,15 @@ static double pp_flops(const work *w, double p) {
     return 2.0 * (p * (w->n_layer * w->layer_w - w->ffn_w) + w->ffn_w + w->out_w) +
            4.0 * w->attn_dim * w->n_layer * p * (p + 1) / 2;
 }
-/* Bytes a tg test of n tokens reads per token: the weights, and the cache cells seen (i + 1 for token i). */
-static double tg_bytes_per_token(const work *w, double n) { return w->tg_bytes + w->kv_row_bytes * (n + 1) / 2; }
+/* Bytes a tg test of n tokens in each of b sequences reads per step: the weights, and every sequence's cache cells
+** seen (i + 1 for token i). */
+static double tg_bytes_per_step(const work *w, double n, double b) {
+    return w->tg_bytes + b * w->kv_row_bytes * (n + 1) / 2;
+}
+/* FLOPs of one generated token of a tg test of n tokens: every matrix, and attention over i + 1 cells on average. */
+static double tg_flops_per_token(const work *w, double n) {
+    return 2.0 * (w->n_layer * w->layer_w + w->out_w) + 4.0 * w->attn_dim * w->n_layer * (n + 1) / 2;
+}
 
 static uint32_t lcg_next(uint32_t *s) {
     *s = *s * 1664525u + 1013904223u;
@@ -177,34 +187,38 @@ static double run_pp(lc_context *c, int32_t *tok, int32_t n) {
     return dt > 0 ? n / dt : 0.0;
 }
 
-/* One tg run: clear the cache, decode n tokens one at a time (each after the previous, as in generation). */
-static double run_tg(lc_context *c, const int32_t *tok, int32_t n) {
+/* One tg run: clear the cache, decode n tokens one at a time (each after the previous, as in generation), in each
+** of n_seq sequences: step i decodes token i of every sequence in one batch, all with logits. Returns tokens/s over
+** all sequences. tok holds n * n_seq ids, seq (n_seq) and lg (n_seq) are the batch's arrays. */
+static double run_tg(lc_context *c, const int32_t *tok, int32_t n, int32_t n_seq, const int32_t *seq,
+                     const int8_t *lg) {
     lc_kv_remove(c, -1, 0, -1);
     double t0 = lc_time_s();
     for (int32_t i = 0; i < n; i++) {
-        lc_batch b = {.n_tokens = 1, .token = tok + i, .pos = NULL, .seq_id = NULL, .logits = NULL};
+        lc_batch b = {.n_tokens = n_seq, .token = tok + (size_t)i * n_seq, .pos = NULL, .seq_id = seq, .logits = lg};
         if (lc_decode(c, &b)) {
             cli_lib_error();
             return -1.0;
         }
-        if (!lc_get_logits(c, 0)) {
+        if (!lc_get_logits(c, n_seq - 1)) {
             cli_error("no logits after decoding (library error)");
             return -1.0;
         }
     }
     double dt = lc_time_s() - t0;
-    return dt > 0 ? n / dt : 0.0;
+    return dt > 0 ? (double)n * n_seq / dt : 0.0;
 }
 
 int cmd_bench(int argc, char **argv) {
     const char *cmd = "bench", *model_path = NULL;
-    int64_t n_prompt = 512, n_gen = 128, reps = 3, threads = 0;
+    int64_t n_prompt = 512, n_gen = 128, reps = 3, threads = 0, n_par = 1;
     bool json = false;
     int kv = 0;
     const cli_opt opts[] = {
         {"-m", "--model", CLI_STR, &model_path, 0, 0, NULL, NULL},
         {"-p", "--n-prompt", CLI_INT, &n_prompt, 0, 1 << 20, NULL, NULL},
         {"-n", "--n-gen", CLI_INT, &n_gen, 0, 1 << 20, NULL, NULL},
+        {"-B", "--parallel", CLI_INT, &n_par, 1, 256, NULL, NULL},
         {"-r", "--repetitions", CLI_INT, &reps, 1, 1000, NULL, NULL},
         {"-t", "--threads", CLI_INT, &threads, 1, 4096, NULL, NULL},
         CLI_MMAP_OPT,
@@ -224,15 +238,21 @@ int cmd_bench(int argc, char **argv) {
 
     lc_model *m = NULL;
     lc_context *c = NULL;
-    int32_t *tok = NULL;
+    int32_t *tok = NULL, *seq = NULL;
+    int8_t *lg = NULL;
     double *pp = NULL, *tg = NULL;
     if ((r = cli_load_model(model_path, &m, NULL))) goto done;
     const lc_hparams *hp = lc_model_hparams(m);
-    const int32_t np = (int32_t)n_prompt, ng = (int32_t)n_gen, nr = (int32_t)reps;
-    const int32_t n_tok = np > ng ? np : ng;
+    const int32_t np = (int32_t)n_prompt, ng = (int32_t)n_gen, nr = (int32_t)reps, B = (int32_t)n_par;
+    if ((int64_t)ng * B > 1 << 20) {
+        r = cli_usage_error(cmd, "-n N times -B B is more than 1048576 cache cells");
+        goto done;
+    }
+    const int32_t n_tok = np > ng * B ? np : ng * B;
     lc_context_params cp = lc_context_default_params();
     cp.n_ctx = (uint32_t)(n_tok > 0 ? n_tok : 1);
-    cp.n_batch = (uint32_t)(np > 0 ? np : 1);
+    cp.n_batch = (uint32_t)(np > B ? np : B);
+    cp.n_seq_max = (uint32_t)B;
     cp.n_threads = (int)threads;
     cp.kv_type = cli_kv_type(kv);
     if (lc_context_new(m, &cp, &c)) {
@@ -242,19 +262,22 @@ int cmd_bench(int argc, char **argv) {
     tok = malloc((size_t)n_tok * sizeof *tok);
     pp = calloc((size_t)nr, sizeof *pp);
     tg = calloc((size_t)nr, sizeof *tg);
-    if (!tok || !pp || !tg) {
+    seq = malloc((size_t)B * sizeof *seq);
+    lg = malloc((size_t)B);
+    if (!tok || !pp || !tg || !seq || !lg) {
         r = cli_error("out of memory");
         goto done;
     }
     uint32_t s = 42;
     for (int32_t i = 0; i < n_tok; i++) tok[i] = (int32_t)(lcg_next(&s) % hp->n_vocab);
+    for (int32_t i = 0; i < B; i++) seq[i] = i, lg[i] = 1;
 
     /* warm-up: page in the weights, spin up the threads, size the logits buffer */
     if (np > 0 && run_pp(c, tok, np) < 0) {
         r = CLI_ERR;
         goto done;
     }
-    if (ng > 0 && run_tg(c, tok, ng < 4 ? ng : 4) < 0) {
+    if (ng > 0 && run_tg(c, tok, ng < 4 ? ng : 4, B, seq, lg) < 0) {
         r = CLI_ERR;
         goto done;
     }
@@ -263,7 +286,7 @@ int cmd_bench(int argc, char **argv) {
             r = CLI_ERR;
             goto done;
         }
-        if (ng > 0 && (tg[i] = run_tg(c, tok, ng)) < 0) {
+        if (ng > 0 && (tg[i] = run_tg(c, tok, ng, B, seq, lg)) < 0) {
             r = CLI_ERR;
             goto done;
         }
@@ -280,7 +303,8 @@ int cmd_bench(int argc, char **argv) {
     work w;
     count_work(m, kv ? 4 : 2, &w);
     const double pp_gflops = np > 0 ? pp_flops(&w, np) * pp_m / np / 1e9 : NAN;
-    const double tg_bpt = tg_bytes_per_token(&w, ng), tg_gbs = ng > 0 ? tg_bpt * tg_m / 1e9 : NAN;
+    const double tg_bpt = tg_bytes_per_step(&w, ng, B), tg_gbs = ng > 0 ? tg_bpt * tg_m / B / 1e9 : NAN;
+    const double tg_gflops = ng > 0 ? tg_flops_per_token(&w, ng) * tg_m / 1e9 : NAN;
     double read_gbs, copy_gbs;
     mem_bandwidth(threads > 0 ? (int)threads : lc_n_cores(), &read_gbs, &copy_gbs);
     char desc[128];
@@ -291,8 +315,8 @@ int cmd_bench(int argc, char **argv) {
         printf("{\"model_desc\": ");
         cli_json_str(stdout, desc);
         printf(", \"model_bytes\": %llu, \"model_params\": %llu, \"threads\": %d, \"n_prompt\": %d, \"n_gen\": %d, "
-               "\"reps\": %d, \"cpu_variant\": ",
-               (unsigned long long)bytes, (unsigned long long)params, n_threads, (int)np, (int)ng, (int)nr);
+               "\"n_parallel\": %d, \"reps\": %d, \"cpu_variant\": ",
+               (unsigned long long)bytes, (unsigned long long)params, n_threads, (int)np, (int)ng, (int)B, (int)nr);
         cli_json_str(stdout, lc_cpu_variant());
         printf(", \"kv_type\": \"%s\"", kv ? "f32" : "f16");
         const char *names[2] = {"pp", "tg"};
@@ -311,9 +335,9 @@ int cmd_bench(int argc, char **argv) {
             }
             putchar(']');
         }
-        const char *xn[] = {"pp_gflops", "tg_gbs", "tg_bytes_per_token", "mem_read_gbs", "mem_copy_gbs",
+        const char *xn[] = {"pp_gflops", "tg_gflops", "tg_gbs", "tg_bytes_per_token", "mem_read_gbs", "mem_copy_gbs",
                             "tg_roofline_read", "tg_roofline_copy", "peak_rss_bytes", "kv_bytes", "scratch_bytes"};
-        const double xv[] = {pp_gflops, tg_gbs, ng > 0 ? tg_bpt : NAN, read_gbs, copy_gbs,
+        const double xv[] = {pp_gflops, tg_gflops, tg_gbs, ng > 0 ? tg_bpt / B : NAN, read_gbs, copy_gbs,
                              read_gbs > 0 ? tg_gbs / read_gbs : NAN, copy_gbs > 0 ? tg_gbs / copy_gbs : NAN,
                              peak_rss, (double)kv_bytes, (double)scratch_bytes};
         for (size_t k = 0; k < sizeof xn / sizeof *xn; k++) {
@@ -333,7 +357,8 @@ int cmd_bench(int argc, char **argv) {
         char test[32], tps[48];
         for (int k = 0; k < 2; k++) {
             if ((k == 0 && np == 0) || (k == 1 && ng == 0)) continue;
-            snprintf(test, sizeof test, "%s%d", k == 0 ? "pp" : "tg", k == 0 ? (int)np : (int)ng);
+            if (k == 1 && B > 1) snprintf(test, sizeof test, "tg%dx%d", (int)ng, (int)B);
+            else snprintf(test, sizeof test, "%s%d", k == 0 ? "pp" : "tg", k == 0 ? (int)np : (int)ng);
             snprintf(tps, sizeof tps, "%.2f ± %.2f", k == 0 ? pp_m : tg_m, k == 0 ? pp_sd : tg_sd);
             printf("| %-24s | %10s | %8.2fM | %-7s | %7d | %-7s | %21s |\n", desc, size, (double)params / 1e6,
                    lc_cpu_variant(), n_threads, test, tps);
@@ -342,7 +367,10 @@ int cmd_bench(int argc, char **argv) {
         if (np > 0) printf("pp%d: %.1f GFLOP/s\n", (int)np, pp_gflops);
         printf("memory bandwidth, %d threads: read %.1f GB/s, copy %.1f GB/s (read + written)\n", n_threads, read_gbs,
                copy_gbs);
-        if (ng > 0)
+        if (ng > 0 && B > 1)
+            printf("tg%dx%d: %.1f GFLOP/s, %.1f GB/s (%.1f MB per step of %d tokens)\n", (int)ng, (int)B, tg_gflops,
+                   tg_gbs, tg_bpt / 1e6, (int)B);
+        else if (ng > 0)
             printf("tg%d: %.1f GB/s (%.1f MB per token): %.0f%% of the read bandwidth, %.0f%% of the copy bandwidth\n",
                    (int)ng, tg_gbs, tg_bpt / 1e6, 100.0 * tg_gbs / read_gbs, 100.0 * tg_gbs / copy_gbs);
         const double need = (double)bytes + (double)kv_bytes + (double)scratch_bytes;
@@ -355,6 +383,8 @@ done:
     free(tok);
     free(pp);
     free(tg);
+    free(seq);
+    free(lg);
     lc_context_free(c);
     lc_model_free(m);
     return r;

@@ -814,6 +814,21 @@ TEST(test_bench) {
     CHECK_EXIT(&p, 0);
     CHECK_HAS(p.out, "pp8");
     CHECK_HAS(p.out, "tg2");
+    /* -B: 3 sequences decoding together (the cache must hold 3 x 5 cells; -n 5 -B 300 is refused by the range) */
+    LLAMAC(&p, "bench", "-m", g_tiny, "-p", "0", "-n", "5", "-B", "3", "-r", "1", "--json");
+    CHECK_EXIT(&p, 0);
+    CHECKF(jparse(p.out, p.out_len, &v, &err), "bench -B --json: %s: %.300s", err, p.out);
+    const jval *npar = jget(&v, "n_parallel"), *tgb = jget(&v, "tg_tps"), *gf = jget(&v, "tg_gflops");
+    const bool par_ok = npar && npar->t == J_NUM && npar->num == 3 && tgb && tgb->t == J_NUM && tgb->num > 0 && gf &&
+                        gf->t == J_NUM && gf->num > 0;
+    jfree(&v);
+    CHECKF(par_ok, "bench -B 3 --json: n_parallel, tg_tps, tg_gflops: %.300s", p.out);
+    LLAMAC(&p, "bench", "-m", g_tiny, "-p", "0", "-n", "2", "-B", "4", "-r", "1");
+    CHECK_EXIT(&p, 0);
+    CHECK_HAS(p.out, "tg2x4");
+    LLAMAC(&p, "bench", "-m", g_tiny, "-n", "2", "-B", "300");
+    CHECK_EXIT(&p, 2);
+    CHECK_HAS(p.err, "-B");
     proc_free(&p);
 }
 

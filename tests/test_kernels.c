@@ -560,8 +560,11 @@ TEST(matmul_batch_invariant) {
     const int types[] = {LC_TYPE_F32, LC_TYPE_F16, LC_TYPE_BF16, LC_TYPE_Q8_0};
     /* The VNNI Q8_0 GEMM's paths: 21 tokens, a 16-token group and 5 in 8-token lanes; 3 (4-token lanes), 7 and 6
     ** (8-token lanes), 12 (16-token lanes); 36: 16 + 16 + 4; 18: 16 and 2 row by row; rows of 133 and 65 blocks:
-    ** more than the lanes pack at a time; 16416: more blocks than the row-by-row kernel prepares at a time */
-    const int n_ins[] = {256, 256, 256, 4256, 4256, 2080, 16416, 16416}, n_toks[] = {21, 3, 7, 6, 12, 36, 18, 2};
+    ** more than the lanes pack at a time; 16416: more blocks than the row-by-row kernel prepares at a time. The float
+    ** types also: 1003 and 4139 (8-element steps and single elements after the 32-element steps, in one chunk and
+    ** after a whole one; 14 and 25 tokens: more than one group of tokens). */
+    const int n_ins[] = {256, 256, 256, 4256, 4256, 2080, 16416, 16416, 1003, 4139};
+    const int n_toks[] = {21, 3, 7, 6, 12, 36, 18, 2, 14, 25};
     const int n_cases = (int)(sizeof n_ins / sizeof n_ins[0]);
     const int n_out = 53;
     for (int v = 0; v < N_VARIANTS; v++) {
@@ -570,6 +573,7 @@ TEST(matmul_batch_invariant) {
         for (int ti = 0; ti < 4; ti++)
             for (int ii = 0; ii < (quick ? 3 : n_cases); ii++) {
                 const int t = types[ti], n_in = n_ins[ii], n_tok = n_toks[ii];
+                if (n_in % lc_type_traits_of(t)->blck_size) continue;
                 const size_t wrb = row_bytes(t, n_in), xrb = row_bytes(t, n_in);
                 float *Wf = malloc(sizeof(float) * n_out * n_in), *X = malloc(sizeof(float) * n_tok * n_in);
                 float *Y = malloc(sizeof(float) * n_tok * n_out), *y1 = malloc(sizeof(float) * n_out);

@@ -112,98 +112,147 @@ INLINE void dot_float(const int T, int n, float *s, const void *w, const void *x
                    (const uint8_t *)x + (size_t)c0 * esz, 0, s, 0, c0 > 0);
 }
 
-/* The same sums for an RM x RN GEMM tile (RM <= 4, RN <= 3: 12 accumulators) in four phases: phase u accumulates
-** what accumulator u of tile_float does (the u-th 8-element piece of every 32-element step; phase 0 also the
-** 8-element steps after them), in the same order; partial sums wait on the stack between phases; then tile_float's
-** reduction and tail. Bit-identical to tile_float with 4x fewer registers per output. x: f32 rows, xs apart. */
+/* The same sums for an RM x RN GEMM tile (RM*RN <= 12 accumulators) in four phases: phase u accumulates what
+** accumulator u of tile_float does (the u-th 8-element piece of every 32-element step; phase 0 also the 8-element
+** steps after them), in the same order; tile_float's reduction and tail come after. Bit-identical to tile_float with
+** 4x fewer registers per output. A phase can stop and go on later: its sums wait in part[] between the sub-blocks
+** of the k range (the same additions in the same order). x: f32 rows, xs apart. */
 INLINE void phase_step(const int T, const int RM, const int RN, const uint8_t *w, size_t ws, const float *x,
-                       size_t xs, int i, __m256 acc[4][3]) {
-    __m256 b[3];
-#pragma GCC unroll 3
-    for (int j = 0; j < RN; j++) b[j] = _mm256_loadu_ps(x + j * xs + i);
+                       size_t xs, int i, int ix, __m256 *acc) {
+    if (RN <= RM) { /* the x pieces in registers, W one row at a time */
+        __m256 b[4];
 #pragma GCC unroll 4
-    for (int r = 0; r < RM; r++) {
-        const __m256 a = load8(T, w + r * ws, i);
-#pragma GCC unroll 3
-        for (int j = 0; j < RN; j++) acc[r][j] = _mm256_fmadd_ps(a, b[j], acc[r][j]);
+        for (int j = 0; j < RN; j++) b[j] = _mm256_loadu_ps(x + j * xs + ix);
+#pragma GCC unroll 4
+        for (int r = 0; r < RM; r++) {
+            const __m256 a = load8(T, w + r * ws, i);
+#pragma GCC unroll 6
+            for (int j = 0; j < RN; j++) acc[r * RN + j] = _mm256_fmadd_ps(a, b[j], acc[r * RN + j]);
+        }
+    } else { /* the W pieces in registers (converted once), x one token at a time */
+        __m256 a[4];
+#pragma GCC unroll 4
+        for (int r = 0; r < RM; r++) a[r] = load8(T, w + r * ws, i);
+#pragma GCC unroll 6
+        for (int j = 0; j < RN; j++) {
+            const __m256 b = _mm256_loadu_ps(x + j * xs + ix);
+#pragma GCC unroll 4
+            for (int r = 0; r < RM; r++) acc[r * RN + j] = _mm256_fmadd_ps(a[r], b, acc[r * RN + j]);
+        }
     }
 }
 
-INLINE void tile_phased(const int T, const int RM, const int RN, int n, const uint8_t *w, size_t ws, const float *x,
-                        size_t xs, float *y, size_t ldy, bool add) {
-    __m256 part[4][4][3]; /* [u][r][j] */
-    const int n32 = n / 32 * 32, n8 = n / 8 * 8;
+/* The four phases over the 32-element steps in [i0, i1) (and, when tail8, phase 0's 8-element steps in [i1, n8)),
+** continuing part[(r * pr + j) * 4 + u] (zeros when first). w: row 0 of the tile at element 0 of the chunk; x: token
+** 0 of the tile, its element i at x[i - xo]. */
+INLINE void tile_sub(const int T, const int RM, const int RN, int i0, int i1, bool tail8, int n8, const uint8_t *w,
+                     size_t ws, const float *x, size_t xs, int xo, __m256 *part, int pr, bool first) {
     for (int u = 0; u < 4; u++) {
-        __m256 acc[4][3];
+        __m256 acc[12];
 #pragma GCC unroll 4
         for (int r = 0; r < RM; r++)
-#pragma GCC unroll 3
-            for (int j = 0; j < RN; j++) acc[r][j] = _mm256_setzero_ps();
-        for (int i = 8 * u; i < n32; i += 32) phase_step(T, RM, RN, w, ws, x, xs, i, acc);
-        if (u == 0)
-            for (int i = n32; i < n8; i += 8) phase_step(T, RM, RN, w, ws, x, xs, i, acc);
+#pragma GCC unroll 6
+            for (int j = 0; j < RN; j++)
+                acc[r * RN + j] = first ? _mm256_setzero_ps() : part[(r * pr + j) * 4 + u];
+        for (int i = i0 + 8 * u; i < i1; i += 32) phase_step(T, RM, RN, w, ws, x, xs, i, i - xo, acc);
+        if (u == 0 && tail8)
+            for (int i = i1; i < n8; i += 8) phase_step(T, RM, RN, w, ws, x, xs, i, i - xo, acc);
 #pragma GCC unroll 4
         for (int r = 0; r < RM; r++)
-#pragma GCC unroll 3
-            for (int j = 0; j < RN; j++) part[u][r][j] = acc[r][j];
+#pragma GCC unroll 6
+            for (int j = 0; j < RN; j++) part[(r * pr + j) * 4 + u] = acc[r * RN + j];
     }
-#pragma GCC unroll 4
-    for (int r = 0; r < RM; r++)
-#pragma GCC unroll 3
-        for (int j = 0; j < RN; j++) {
-            float s = hsum_ps(_mm256_add_ps(_mm256_add_ps(part[0][r][j], part[1][r][j]),
-                                            _mm256_add_ps(part[2][r][j], part[3][r][j])));
-            for (int k = n8; k < n; k++) s += elem(T, w + r * ws, k) * x[j * xs + k];
-            y[j * ldy + r] = add ? y[j * ldy + r] + s : s;
-        }
 }
 
 static void vec_dot_f32(int n, float *s, const void *w, const void *x) { dot_float(LC_TYPE_F32, n, s, w, x); }
 static void vec_dot_f16(int n, float *s, const void *w, const void *x) { dot_float(LC_TYPE_F16, n, s, w, x); }
 static void vec_dot_bf16(int n, float *s, const void *w, const void *x) { dot_float(LC_TYPE_BF16, n, s, w, x); }
 
+/* GEMM blocking. A group of RGROUP rows x TGROUP tokens is summed KSUB elements at a time: the tokens' KSUB-element
+** pieces (widened to f32) stay in L1 while every tile of the group passes over them, and each tile's W piece stays
+** in L1 for its four phases; the tiles' phase sums wait in part[] (48 KiB of stack) between pieces. Before, each
+** tile ran its phases over whole rows and read its x rows from L2 in every phase. bench_kernels -T F16 -c, 1
+** thread, best of 3 (Zen 3): 8 tokens over 2048 elements 57 -> 72 GFLOP/s, over 8192 (FFN down) 41 -> 73, 512
+** tokens 54 -> 67; `llamac bench -B 8` (8 sequences decoding together), 1B F16, 2 threads: 67-70 -> 77-89 GFLOP/s,
+** pp256 77-84 -> 101. Tried: 3 x 4 and 2 x 6 tiles (no better, 2 x 6 worse), KSUB 256 and 1024 (worse), software
+** prefetch of W (the next piece of the same rows, the next row group, or the tile 4-16 rows on; T0, T1, T2, NTA:
+** all slower or no faster). */
+enum { TILE_M = 4, TILE_N = 3, RGROUP = 32, TGROUP = 12, KSUB = 512 };
+
+INLINE void tile_any(const int T, int rm, int rn, int i0, int i1, bool tail8, int n8, const uint8_t *w, size_t ws,
+                     const float *x, size_t xs, int xo, __m256 *part, bool first) {
+#define TILE(RM, RN) tile_sub(T, RM, RN, i0, i1, tail8, n8, w, ws, x, xs, xo, part, TGROUP, first)
+    if (rm == TILE_M) {
+        switch (rn) {
+        case 1: TILE(TILE_M, 1); break;
+        case 2: TILE(TILE_M, 2); break;
+        default: TILE(TILE_M, 3); break;
+        }
+    } else {
+        switch (rn) {
+        case 1: TILE(1, 1); break;
+        case 2: TILE(1, 2); break;
+        default: TILE(1, 3); break;
+        }
+    }
+#undef TILE
+}
+
 /* GEMV (nt == 1): vec_dot row after row, each row one DRAM stream from start to end (interleaving rows, or reading
-** a row at several places or in several passes, measured up to 2x slower). GEMM: 4 rows x 3 tokens phased tiles
-** over a panel of W that stays in cache; F16/BF16 activations are widened to f32 once per chunk (48 KiB of stack),
-** so the tiles convert only W. */
+** a row at several places or in several passes, measured up to 2x slower). GEMM: the blocking above, per KCHUNK
+** chunk (the canonical order's unit); F16/BF16 activations are widened to f32 a KSUB piece at a time, so the tiles
+** convert only W. */
 INLINE void gemm_float(const int T, int n, int nr, int nt, const void *vw, size_t ws, const void *vx, size_t xs,
                        float *y, size_t ldy) {
     const size_t esz = T == LC_TYPE_F32 ? 4 : 2;
     const uint8_t *w = vw, *x = vx;
-    float xf[3][KCHUNK] __attribute__((aligned(32)));
     if (nt == 1) { /* GEMV: vec_dot row after row, each row one DRAM stream from start to end */
         for (int r = 0; r < nr; r++) dot_float(T, n, y + r, w + (size_t)r * ws, x);
         return;
     }
-    for (int t = 0; t < nt; t += 3) {
-        const int rn = LC_MIN(3, nt - t);
-        for (int c0 = 0; c0 < n; c0 += KCHUNK) {
-            const int nc = LC_MIN(KCHUNK, n - c0);
-            const float *xc = (const float *)(x + (size_t)t * xs) + c0;
-            size_t xstride = xs / 4; /* in elements */
-            if (T != LC_TYPE_F32) {
-                for (int j = 0; j < rn; j++) {
-                    const uint8_t *xr = x + (size_t)(t + j) * xs + (size_t)c0 * esz;
-                    int i = 0;
-                    for (; i + 8 <= nc; i += 8) _mm256_storeu_ps(xf[j] + i, load8(T, xr, i));
-                    for (; i < nc; i++) xf[j][i] = elem(T, xr, i);
+    float xf[TGROUP][KSUB] __attribute__((aligned(32)));
+    __m256 part[RGROUP * TGROUP * 4];
+    for (int c0 = 0; c0 < n; c0 += KCHUNK) {
+        const int nc = LC_MIN(KCHUNK, n - c0), n32 = nc / 32 * 32, n8 = nc / 8 * 8;
+        const uint8_t *wc = w + (size_t)c0 * esz;
+        for (int rg = 0; rg < nr; rg += RGROUP) {
+            const int nrg = LC_MIN(RGROUP, nr - rg);
+            for (int tg = 0; tg < nt; tg += TGROUP) {
+                const int ntg = LC_MIN(TGROUP, nt - tg);
+                for (int k0 = 0; k0 < n8 || k0 == 0; k0 += KSUB) {
+                    const int k1 = LC_MIN(k0 + KSUB, n32), last = k0 + KSUB >= n8, ke = last ? n8 : k1;
+                    const float *xc;
+                    size_t xstride;
+                    int xo = 0;
+                    if (T == LC_TYPE_F32) {
+                        xc = (const float *)(x + (size_t)tg * xs) + c0; /* element i of the chunk at xc + i */
+                        xstride = xs / 4;
+                    } else {
+                        for (int j = 0; j < ntg; j++) {
+                            const uint8_t *xr = x + (size_t)(tg + j) * xs + (size_t)c0 * esz;
+                            for (int i = k0; i < ke; i += 8) _mm256_store_ps(xf[j] + i - k0, load8(T, xr, i));
+                        }
+                        xc = xf[0];
+                        xstride = KSUB;
+                        xo = k0;
+                    }
+                    for (int r = 0; r < nrg; r += (nrg - r >= TILE_M ? TILE_M : 1)) {
+                        const int rm = nrg - r >= TILE_M ? TILE_M : 1;
+                        for (int j = 0; j < ntg; j += TILE_N)
+                            tile_any(T, rm, LC_MIN(TILE_N, ntg - j), k0, k1, last, n8, wc + (size_t)(rg + r) * ws,
+                                     ws, xc + (size_t)j * xstride, xstride, xo, part + (r * TGROUP + j) * 4, k0 == 0);
+                    }
                 }
-                xc = xf[0];
-                xstride = KCHUNK;
-            }
-            const uint8_t *wc = w + (size_t)c0 * esz;
-            float *yt = y + (size_t)t * ldy;
-            const bool add = c0 > 0;
-            int r = 0;
-            for (; r + 4 <= nr; r += 4) {
-                if (rn == 3) tile_phased(T, 4, 3, nc, wc + r * ws, ws, xc, xstride, yt + r, ldy, add);
-                else if (rn == 2) tile_phased(T, 4, 2, nc, wc + r * ws, ws, xc, xstride, yt + r, ldy, add);
-                else tile_phased(T, 4, 1, nc, wc + r * ws, ws, xc, xstride, yt + r, ldy, add);
-            }
-            for (; r < nr; r++) {
-                if (rn == 3) tile_phased(T, 1, 3, nc, wc + r * ws, ws, xc, xstride, yt + r, ldy, add);
-                else if (rn == 2) tile_phased(T, 1, 2, nc, wc + r * ws, ws, xc, xstride, yt + r, ldy, add);
-                else tile_phased(T, 1, 1, nc, wc + r * ws, ws, xc, xstride, yt + r, ldy, add);
+                for (int r = 0; r < nrg; r++)
+                    for (int j = 0; j < ntg; j++) {
+                        const __m256 *p = part + (r * TGROUP + j) * 4;
+                        const uint8_t *wr = wc + (size_t)(rg + r) * ws;
+                        const uint8_t *xr = x + (size_t)(tg + j) * xs + (size_t)c0 * esz;
+                        float s = hsum_ps(_mm256_add_ps(_mm256_add_ps(p[0], p[1]), _mm256_add_ps(p[2], p[3])));
+                        for (int k = n8; k < nc; k++) s += elem(T, wr, k) * elem(T, xr, k);
+                        float *yo = y + (size_t)(tg + j) * ldy + rg + r;
+                        *yo = c0 > 0 ? *yo + s : s;
+                    }
             }
         }
     }
