@@ -328,17 +328,20 @@ TEST(invalid_params_rejected) {
 ** is used as stored. Prompt (GEMM) and decode (GEMV) logits must be bit-identical either way; the output matrix has
 ** 300 rows, so its last group of 4 stays row by row. */
 TEST(model_copied_or_mapped_same_logits) {
-    const int types[] = {LC_TYPE_Q8_0, LC_TYPE_Q4_0, LC_TYPE_Q8_0}; /* the last with the output tied */
-    for (int ti = 0; ti < 3; ti++) {
-        lc_synth_params p = small(types[ti] == LC_TYPE_Q4_0 ? LC_TYPE_F32 : types[ti]);
-        p.tied_output = ti == 2;
+    /* the last two with the output tied (Q6_K: the tied embeddings of a Q4_K_M file) */
+    const int types[] = {LC_TYPE_Q8_0, LC_TYPE_Q4_0, LC_TYPE_Q8_0, LC_TYPE_Q6_K};
+    for (int ti = 0; ti < 4; ti++) {
+        const bool requant = types[ti] == LC_TYPE_Q4_0 || types[ti] == LC_TYPE_Q6_K;
+        lc_synth_params p = small(requant ? LC_TYPE_F32 : types[ti]);
+        p.tied_output = ti >= 2;
+        if (types[ti] == LC_TYPE_Q6_K) p.n_embd = 256, p.n_ff = 512; /* whole 256-element blocks */
         char path[512], f32[512]; /* tmp_path's buffer is reused */
         snprintf(path, sizeof path, "%s", tmp_path("load-modes.gguf"));
         snprintf(f32, sizeof f32, "%s", tmp_path("load-modes-f32.gguf"));
-        if (types[ti] == LC_TYPE_Q4_0) { /* lc_synth_write has no Q4_0: quantized as llama-quantize would */
+        if (requant) { /* lc_synth_write has no Q4_0 or Q6_K: quantized as llama-quantize would */
             CHECK_OK(lc_synth_write(f32, &p));
             lc_quantize_params qp = lc_quantize_default_params();
-            qp.ftype = LC_FTYPE_Q4_0;
+            qp.ftype = types[ti] == LC_TYPE_Q4_0 ? LC_FTYPE_Q4_0 : LC_FTYPE_Q6_K;
             CHECK_OK(lc_quantize_file(f32, path, &qp, NULL));
         } else {
             CHECK_OK(lc_synth_write(path, &p));

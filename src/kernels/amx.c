@@ -407,5 +407,6 @@ void lc__kernels_fill_amx(lc_kernels *k) {
     if (k->gemm[LC_TYPE_Q6_K] && lc_vec_dot_type(LC_TYPE_Q6_K) == LC_TYPE_Q8_K) {
         avx512_q6_K = k->gemm[LC_TYPE_Q6_K];
         k->gemm[LC_TYPE_Q6_K] = gemm_q6_K_amx;
+        k->gemm_r8[LC_TYPE_Q6_K] = NULL;
     }
 }

@@ -1003,12 +1003,98 @@ INLINE void tile_q6_K(const int G, const int T, int kc, const x8_q6_K *const S[X
     }
 }
 
-static void gemm_x8_q6_K(int n, int nr, int nt, const void *vw, size_t ws, const void *vx, size_t xs, float *y,
-                         size_t ldy) {
-    if (nt == 1) {
-        gemv_q6_K(n, nr, vw, ws, vx, y);
-        return;
+/* ---- Q6_K in the r8 layout (kernels.h) ----
+** A group's block: d of the 8 rows in one load, then 4-byte chunks, 8 rows side by side: ql in chunks 0-31, qh in
+** 32-47, the scales in 48-51. Chunk 16h + j of ql (low nibbles: elements 128h + 4j.., high: 128h + 64 + 4j..), chunk
+** 16h + 8 + j of ql (128h + 32 + 4j.., 128h + 96 + 4j..) and chunk 32 + 8h + j of qh (their top two bits, two per
+** element) give the four quant vectors of j; a scale reaches its lanes with one VPSHUFB and a shift. The same
+** integer sums and the same float steps as gemv_q6_K and tile_q6_K: the same bits. */
+INLINE const uint8_t *r8_block_q6_K(const uint8_t *grp, int b) { return grp + (size_t)b * 8 * sizeof(block_q6_K); }
+INLINE __m256i r8_q6_chunk(const uint8_t *blk, int c) { return _mm256_loadu_si256((const __m256i *)(blk + 16 + 32 * c)); }
+
+/* Quants + 32 (0..63) of elements 128h + 32k + 4j .. + 3 (k = 0..3) of the 8 rows, row r in lane r. */
+INLINE void r8_q6_quants(const uint8_t *blk, int h, int j, __m256i q[4]) {
+    const __m256i a = r8_q6_chunk(blk, 16 * h + j), b = r8_q6_chunk(blk, 16 * h + 8 + j);
+    const __m256i v = r8_q6_chunk(blk, 32 + 8 * h + j), m2 = _mm256_set1_epi8(0x30);
+    q[0] = _mm256_or_si256(nib_lo(a), _mm256_and_si256(_mm256_slli_epi16(v, 4), m2));
+    q[1] = _mm256_or_si256(nib_lo(b), _mm256_and_si256(_mm256_slli_epi16(v, 2), m2));
+    q[2] = _mm256_or_si256(nib_hi(a), _mm256_and_si256(v, m2));
+    q[3] = _mm256_or_si256(nib_hi(b), _mm256_and_si256(_mm256_srli_epi16(v, 2), m2));
+}
+/* Scales g0 and g1 (both in chunk 48 + g0 / 4) of row r, sign-extended into the low and high 16-bit halves of lane
+** r: VPSHUFB puts each byte in the high byte of its half, the arithmetic shift brings it down. */
+INLINE __m256i r8_q6_scales(const __m256i sc4[4], int g0, int g1) {
+    const __m256i base = _mm256_setr_epi8(-128, 0, -128, 0, -128, 4, -128, 4, -128, 8, -128, 8, -128, 12, -128, 12,
+                                          -128, 0, -128, 0, -128, 4, -128, 4, -128, 8, -128, 8, -128, 12, -128, 12);
+    const __m256i ctl = _mm256_add_epi8(base, _mm256_set1_epi32((g0 % 4) << 8 | (g1 % 4) << 24));
+    return _mm256_srai_epi16(_mm256_shuffle_epi8(sc4[g0 / 4], ctl), 8);
+}
+INLINE void r8_q6_scale_chunks(const uint8_t *blk, __m256i sc4[4]) {
+    for (int m = 0; m < 4; m++) sc4[m] = r8_q6_chunk(blk, 48 + m);
+}
+
+static void gemv_r8_q6_K(int n, int nr, const uint8_t *w, size_t ws, const block_q8_K *x, float *y) {
+    const int nb = n / QK_K;
+    for (int r0 = 0; r0 < nr; r0 += 8) {
+        const uint8_t *grp = w + (size_t)r0 * ws;
+        __m256 acc = _mm256_setzero_ps();
+        for (int b = 0; b < nb; b++) {
+            const uint8_t *blk = r8_block_q6_K(grp, b);
+            prefetch_range(blk + 2048, 8 * sizeof(block_q6_K)); /* as gv_r8_q8_0 */
+            const block_q8_K *xb = &x[b];
+            __m256i sc4[4];
+            r8_q6_scale_chunks(blk, sc4);
+            __m256i bb = _mm256_setzero_si256(); /* sum_g sc_g bsum_g */
+            for (int k = 0; k < 8; k++)
+                bb = _mm256_add_epi32(bb, _mm256_madd_epi16(r8_q6_scales(sc4, 2 * k, 2 * k + 1), bcast32(xb->bsums + 2 * k)));
+            __m256i is = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(bb, 5));
+            for (int h = 0; h < 2; h++)
+                for (int jp = 0; jp < 4; jp++) { /* chunks j = 2jp, 2jp + 1: 16-bit sums over 2 chunks */
+                    __m256i s16[4];
+                    for (int jj = 0; jj < 2; jj++) {
+                        const int j = 2 * jp + jj;
+                        __m256i q[4];
+                        r8_q6_quants(blk, h, j, q);
+#pragma GCC unroll 4
+                        for (int k = 0; k < 4; k++) {
+                            const __m256i p = _mm256_maddubs_epi16(q[k], bcast32(xb->qs + 128 * h + 32 * k + 4 * j));
+                            s16[k] = jj ? _mm256_add_epi16(s16[k], p) : p;
+                        }
+                    }
+#pragma GCC unroll 4
+                    for (int k = 0; k < 4; k++) {
+                        const int g = 8 * h + 2 * k + (jp >= 2);
+                        is = _mm256_add_epi32(is, _mm256_madd_epi16(s16[k], r8_q6_scales(sc4, g, g)));
+                    }
+                }
+            const __m256 d = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)blk)), _mm256_set1_ps(xb->d));
+            acc = _mm256_add_ps(acc, _mm256_mul_ps(d, _mm256_cvtepi32_ps(is)));
+        }
+        _mm256_storeu_ps(y + r0, acc);
     }
+}
+
+static void stage_r8_q6_K(const uint8_t *w, size_t ws, int r0, int k0, int kc, x8_q6_K *s) {
+    const uint8_t *grp = w + (size_t)r0 * ws;
+    for (int b = 0; b < kc; b++) {
+        const uint8_t *blk = r8_block_q6_K(grp, k0 + b);
+        for (int h = 0; h < 2; h++)
+            for (int j = 0; j < 8; j++) {
+                __m256i q[4];
+                r8_q6_quants(blk, h, j, q);
+                for (int k = 0; k < 4; k++) s[b].q[32 * h + 8 * k + j] = q[k];
+            }
+        __m256i sc4[4];
+        r8_q6_scale_chunks(blk, sc4);
+        for (int g = 0; g < 16; g++) s[b].sc[g] = r8_q6_scales(sc4, g, g);
+        for (int k = 0; k < 8; k++) s[b].scp[k] = r8_q6_scales(sc4, 2 * k, 2 * k + 1);
+        s[b].d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)blk));
+    }
+}
+
+/* The Q6_K GEMM over W as stored (rows) or repacked (r8: nr a multiple of 8); only the staging differs. */
+INLINE void gemm_q6_K_staged(const bool r8, int n, int nr, int nt, const void *vw, size_t ws, const void *vx,
+                             size_t xs, float *y, size_t ldy) {
     x8_q6_K stage[X8_GROUPS][X8_KC_K];
     const int nb = n / QK_K;
     const block_q8_K *X[X8_T];
@@ -1018,9 +1104,21 @@ static void gemm_x8_q6_K(int n, int nr, int nt, const void *vw, size_t ws, const
         const x8_q6_K *S[X8_G] = {stage[g0], stage[LC_MIN(g0 + 1, X8_GROUPS - 1)]};                                 \
         tile_q6_K(G, T, kc, S, X, acc);                                                                              \
     } while (0)
-    X8_SWEEP(X8_KC_K, X8_T, stage_q6_K(vw, ws, r0 + 8 * g, nr, k0, kc, stage[g]), PREP_Q6_K, TILE_Q6_K);
+    X8_SWEEP(X8_KC_K, X8_T,
+             r8 ? stage_r8_q6_K(vw, ws, r0 + 8 * g, k0, kc, stage[g]) : stage_q6_K(vw, ws, r0 + 8 * g, nr, k0, kc, stage[g]),
+             PREP_Q6_K, TILE_Q6_K);
 #undef PREP_Q6_K
 #undef TILE_Q6_K
+}
+static void gemm_x8_q6_K(int n, int nr, int nt, const void *vw, size_t ws, const void *vx, size_t xs, float *y,
+                         size_t ldy) {
+    if (nt == 1) gemv_q6_K(n, nr, vw, ws, vx, y);
+    else gemm_q6_K_staged(false, n, nr, nt, vw, ws, vx, xs, y, ldy);
+}
+static void gemm_r8_q6_K(int n, int nr, int nt, const void *vw, size_t ws, const void *vx, size_t xs, float *y,
+                         size_t ldy) {
+    if (nt == 1) gemv_r8_q6_K(n, nr, vw, ws, vx, y);
+    else gemm_q6_K_staged(true, n, nr, nt, vw, ws, vx, xs, y, ldy);
 }
 
 /* ---- Q8_K activations (the K-quants' vec-dot type) ----
@@ -1083,5 +1181,6 @@ void lc__kernels_fill_avx2_quants(lc_kernels *k) {
     k->gemm_r8[LC_TYPE_Q4_0] = gemm_r8_q4_0;
     k->gemm_r8[LC_TYPE_Q8_0] = gemm_r8_q8_0;
     k->gemm_r8[LC_TYPE_Q4_K] = gemm_r8_q4_K;
+    k->gemm_r8[LC_TYPE_Q6_K] = gemm_r8_q6_K;
     k->from_float[LC_TYPE_Q8_K] = from_float_q8_K;
 }

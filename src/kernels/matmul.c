@@ -10,6 +10,7 @@
 
 #include "../quant/quants.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -104,13 +105,19 @@ void lc_matmul_r8(int wtype, const void *W, size_t w_row_bytes, int n_out, int n
 }
 
 bool lc__r8_supported(int wtype) {
-    return wtype == LC_TYPE_Q4_0 || wtype == LC_TYPE_Q8_0 || wtype == LC_TYPE_Q4_K;
+    return wtype == LC_TYPE_Q4_0 || wtype == LC_TYPE_Q8_0 || wtype == LC_TYPE_Q4_K || wtype == LC_TYPE_Q6_K;
 }
 
 /* Byte offset, within a group's block b, of byte j of row r's block: the block's nh fp16 scales first (d, and dmin
-** for Q4_K), each field's 8 rows side by side in 16 bytes; then the rest of it (Q4_K's 12 bytes of packed scales,
-** then the quants) in 4-byte chunks, chunk c of the 8 rows in 32 bytes. */
+** for Q4_K; Q6_K's d, which its block stores last), each field's 8 rows side by side in 16 bytes; then the rest of it
+** (Q4_K's 12 bytes of packed scales, then the quants; Q6_K's ql, qh and scales) in 4-byte chunks, chunk c of the 8
+** rows in 32 bytes. */
 static size_t r8_offset(int wtype, int r, int j) {
+    if (wtype == LC_TYPE_Q6_K) {
+        const int nq = (int)offsetof(block_q6_K, d); /* 208 bytes before d */
+        if (j >= nq) return (size_t)(2 * r + j - nq);
+        return (size_t)(16 + (j / 4) * 32 + 4 * r + j % 4);
+    }
     const int nh = wtype == LC_TYPE_Q4_K ? 2 : 1;
     if (j < 2 * nh) return (size_t)(16 * (j / 2) + 2 * r + j % 2);
     j -= 2 * nh;
@@ -148,7 +155,7 @@ void lc__r8_dequantize(int wtype, const void *w, size_t w_row_bytes, int64_t n_r
     const uint8_t *grp = base + (size_t)(row / 8) * 8 * w_row_bytes;
     const int r = (int)(row % 8);
     for (int64_t i = 0; i < n; i += qk) {
-        uint8_t blk[sizeof(block_q4_K)];
+        uint8_t blk[sizeof(block_q6_K)]; /* the largest r8 block */
         const uint8_t *src = grp + (size_t)(b0 + i / qk) * 8 * bs;
         for (int j = 0; j < (int)bs; j++) blk[j] = src[r8_offset(wtype, r, j)];
         float f[QK_K];
