@@ -235,6 +235,7 @@ int cmd_bench(int argc, char **argv) {
     }
     if (!model_path) return cli_usage_error(cmd, "missing -m MODEL");
     if (n_prompt == 0 && n_gen == 0) return cli_usage_error(cmd, "-p 0 and -n 0: nothing to measure");
+    if (n_gen * n_par > 1 << 20) return cli_usage_error(cmd, "-n N times -B B is more than 1048576 cache cells");
 
     lc_model *m = NULL;
     lc_context *c = NULL;
@@ -244,10 +245,6 @@ int cmd_bench(int argc, char **argv) {
     if ((r = cli_load_model(model_path, &m, NULL))) goto done;
     const lc_hparams *hp = lc_model_hparams(m);
     const int32_t np = (int32_t)n_prompt, ng = (int32_t)n_gen, nr = (int32_t)reps, B = (int32_t)n_par;
-    if ((int64_t)ng * B > 1 << 20) {
-        r = cli_usage_error(cmd, "-n N times -B B is more than 1048576 cache cells");
-        goto done;
-    }
     const int32_t n_tok = np > ng * B ? np : ng * B;
     lc_context_params cp = lc_context_default_params();
     cp.n_ctx = (uint32_t)(n_tok > 0 ? n_tok : 1);

@@ -829,6 +829,9 @@ TEST(test_bench) {
     LLAMAC(&p, "bench", "-m", g_tiny, "-n", "2", "-B", "300");
     CHECK_EXIT(&p, 2);
     CHECK_HAS(p.err, "-B");
+    LLAMAC(&p, "bench", "-m", g_tiny, "-n", "1048576", "-B", "2");
+    CHECK_EXIT(&p, 2);
+    CHECK_HAS(p.err, "cache cells");
     proc_free(&p);
 }
 
