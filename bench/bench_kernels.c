@@ -5,7 +5,8 @@
 ** next to a plain multi-threaded read of the same bytes (the ceiling). GEMM (prefill): n_tok tokens against one
 ** matrix of 8192 rows, in GFLOP/s. Runs are short (the machine is shared): `bench_kernels [-t N] [-v VARIANT]
 ** [-T TYPE|peak] [-p N_TOK] [-s SECONDS] [-c] [-k N_IN]`; -T peak: only the FP32 FMA peak; -c keeps one small matrix in cache to show the kernels'
-** compute speed, -k sets the row length (2048 as Q/K/V/O and FFN up, 8192 as FFN down).
+** compute speed, -k sets the row length (2048 as Q/K/V/O and FFN up, 8192 as FFN down). Types the r8 layout covers
+** (kernels.h) are timed twice: rows as stored, then repacked ("avx2-r8"), as a model read into memory runs them.
 */
 #include "../src/kernels/kernels.h"
 #include "../src/quant/quants.h"
@@ -18,6 +19,7 @@
 typedef struct job {
     const lc_kernels *k;
     int type, n_in, n_out, n_tok, n_mats;
+    bool r8; /* W repacked into the r8 layout (kernels.h): multiplied with lc_matmul_r8_using */
     uint8_t **W;
     size_t wrb;
     float *X, *Y;
@@ -32,7 +34,8 @@ static void run_gemv_stack(void *arg, int ith, int nth) {
     lc_pool_barrier(j->pool);
     const void *xq = j->type == LC_TYPE_F32 ? (const void *)j->X : j->xq;
     for (int m = 0; m < j->n_mats; m++)
-        lc_matmul_using(j->k, j->type, j->W[m], j->wrb, j->n_out, j->n_in, xq, 1, j->Y, j->n_out, ith, nth);
+        (j->r8 ? lc_matmul_r8_using : lc_matmul_using)(j->k, j->type, j->W[m], j->wrb, j->n_out, j->n_in, xq, 1, j->Y,
+                                                       j->n_out, ith, nth);
 }
 
 static void run_gemm(void *arg, int ith, int nth) {
@@ -40,7 +43,8 @@ static void run_gemm(void *arg, int ith, int nth) {
     lc_matmul_prepare_using(j->k, j->type, j->X, j->n_in, j->n_in, j->n_tok, j->xq, ith, nth);
     lc_pool_barrier(j->pool);
     const void *xq = j->type == LC_TYPE_F32 ? (const void *)j->X : j->xq;
-    lc_matmul_using(j->k, j->type, j->W[0], j->wrb, j->n_out, j->n_in, xq, j->n_tok, j->Y, j->n_out, ith, nth);
+    (j->r8 ? lc_matmul_r8_using : lc_matmul_using)(j->k, j->type, j->W[0], j->wrb, j->n_out, j->n_in, xq, j->n_tok,
+                                                   j->Y, j->n_out, ith, nth);
 }
 
 typedef uint64_t u64x2 __attribute__((vector_size(16)));
@@ -211,20 +215,31 @@ int main(int argc, char **argv) {
         const double t_read = time_runs(&j, run_read, seconds, &reps);
         printf("%-4s read ceiling          %7.1f GB/s\n", lc_type_name(t),
                (double)mat_bytes * j.n_mats / t_read * 1e-9);
-        for (int v = 0; v < 4; v++) {
-            if (only_variant && strcmp(only_variant, variants[v])) continue;
-            j.k = lc_kernels_by_name(variants[v]);
-            if (!j.k) continue;
-            const double tg = time_runs(&j, run_gemv_stack, seconds, &reps);
-            printf("%-4s %-6s GEMV           %7.1f GB/s  (%.2f ms per 1B-model-sized pass)\n", lc_type_name(t),
-                   j.k->name, (double)mat_bytes * j.n_mats / tg * 1e-9,
-                   tg / ((double)mat_bytes * j.n_mats) * 1.24e9 * (double)j.wrb / n_in * 1e3);
-            if (v == 0 && !only_variant) continue; /* ref GEMM takes too long to be worth the machine time */
-            j.n_tok = n_tok;
-            const double tm = time_runs(&j, run_gemm, seconds, &reps);
-            printf("%-4s %-6s GEMM %4d tok  %7.1f GFLOP/s\n", lc_type_name(t), j.k->name, n_tok,
-                   2.0 * n_in * n_out * (double)n_tok / tm * 1e-9);
-            j.n_tok = 0;
+        /* the rows as stored, then (pass 1) repacked into the r8 layout, for the variants that read it: what a model
+        ** read into memory runs (--mmap keeps the rows) */
+        for (int pass = 0; pass < 2; pass++) {
+            if (pass == 1) {
+                if (!lc__r8_supported(t) || n_out % 8) break;
+                for (int m = 0; m < j.n_mats; m++) lc__r8_pack(t, j.W[m], j.wrb, n_out);
+                j.r8 = true;
+            }
+            for (int v = 0; v < 4; v++) {
+                if (only_variant && strcmp(only_variant, variants[v])) continue;
+                j.k = lc_kernels_by_name(variants[v]);
+                if (!j.k || (j.r8 && !j.k->gemm_r8[t])) continue;
+                char name[16];
+                snprintf(name, sizeof name, "%s%s", j.k->name, j.r8 ? "-r8" : "");
+                const double tg = time_runs(&j, run_gemv_stack, seconds, &reps);
+                printf("%-4s %-9s GEMV        %7.1f GB/s  (%.2f ms per 1B-model-sized pass)\n", lc_type_name(t),
+                       name, (double)mat_bytes * j.n_mats / tg * 1e-9,
+                       tg / ((double)mat_bytes * j.n_mats) * 1.24e9 * (double)j.wrb / n_in * 1e3);
+                if (v == 0 && !only_variant) continue; /* ref GEMM takes too long to be worth the machine time */
+                j.n_tok = n_tok;
+                const double tm = time_runs(&j, run_gemm, seconds, &reps);
+                printf("%-4s %-9s GEMM %4d tok %7.1f GFLOP/s\n", lc_type_name(t), name, n_tok,
+                       2.0 * n_in * n_out * (double)n_tok / tm * 1e-9);
+                j.n_tok = 0;
+            }
         }
         for (int m = 0; m < j.n_mats; m++) lc__aligned_free(j.W[m]);
         free(j.W), free(tmp), free(j.X), free(j.Y);
