@@ -778,7 +778,13 @@ int srv_sched_new(lc_model *m, const srv_options *o, srv_sched **out) {
     pthread_cond_init(&s->cv, NULL);
     s->st.n_slots = s->n_slots;
     s->st.n_ctx = s->n_ctx;
-    if (ok && pthread_create(&s->thread, NULL, sched_main, s) == 0) s->started = true;
+    /* the scheduler runs the model's first thread share, and the kernels keep up to ~72 KiB of tiles on the stack:
+    ** 8 MiB as glibc's default, stated so that a libc with a small default (musl: 128 KiB) gives the same */
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, (size_t)8 << 20);
+    if (ok && pthread_create(&s->thread, &attr, sched_main, s) == 0) s->started = true;
+    pthread_attr_destroy(&attr);
     if (!s->started) {
         srv_sched_free(s);
         return LC_E_NOMEM;

@@ -82,7 +82,7 @@ int lc_pool_new(int n_threads, lc_pool **out) {
         lc_pool_free(p);
         return LC_ERR(LC_E_NOMEM, "thread pool: out of memory");
     }
-    pthread_attr_t attr; /* kernels keep up to ~64 KiB of tiles on the stack; musl's default stack is 128 KiB */
+    pthread_attr_t attr; /* kernels keep up to ~72 KiB of tiles on the stack; musl's default stack is 128 KiB */
     pthread_attr_init(&attr);
     pthread_attr_setstacksize(&attr, (size_t)1 << 20);
     for (int i = 1; i < n_threads; i++) {

@@ -170,15 +170,16 @@ static void vec_dot_bf16(int n, float *s, const void *w, const void *x) { dot_fl
 
 /* GEMM blocking. A group of RGROUP rows x TGROUP tokens is summed KSUB elements at a time: the tokens' KSUB-element
 ** pieces (widened to f32, 24 KiB) stay in L1 while every tile of the group passes over them, and each tile's W piece
-** stays in L1 for its four phases; the tiles' phase sums wait in part[] (24 KiB) between pieces: together the 48 KiB
-** of stack the tiles had before (pool.c gives its threads 1 MiB). Before, each tile ran its phases over whole rows
-** and read its x rows from L2 in every phase. bench_kernels -T F16 -c, 1 thread, best of 3 (Zen 3): 8 tokens over
-** 2048 elements 57 -> 72 GFLOP/s, over 8192 (FFN down) 41 -> 73, 512 tokens 54 -> 67; `llamac bench -B 8` (8
-** sequences decoding together), 1B F16, 2 threads: 67-70 -> 77-89 GFLOP/s, pp256 77-84 -> 101. Tried: 3 x 4 and 2 x
-** 6 tiles (no better, 2 x 6 worse), KSUB 256 and 1024 (worse), groups of 16, 32 or 64 rows and 8 or 12 tokens (the
-** same within the noise), software prefetch of W (the next piece of the same rows, the next row group, or the tile
-** 4-16 rows on; T0, T1, T2, NTA: all slower or no faster). */
-enum { TILE_M = 4, TILE_N = 3, RGROUP = 16, TGROUP = 12, KSUB = 512 };
+** stays in L1 for its four phases; the tiles' phase sums wait in part[] (48 KiB) between pieces: 72 KiB of stack
+** (pool.c gives its threads 1 MiB, the server its scheduler 8). Before, each tile ran its phases over whole rows and
+** read its x rows from L2 in every phase. bench_kernels -T F16 -c, 1 thread, best of 3 (Zen 3): 8 tokens over 2048
+** elements 57 -> 72 GFLOP/s, over 8192 (FFN down) 41 -> 73, 512 tokens 54 -> 67; `llamac bench -B 8` (8 sequences
+** decoding together), 1B F16, 2 threads: 67-70 -> 77-89 GFLOP/s, pp256 77-84 -> 101. Tried: groups of 16 rows (48
+** KiB in all: 7% slower at 512 tokens, bench_kernels -T F16 -c -t 1, CPU time, 3 runs 63.0-64.4 against 68.4-69.1),
+** 9 tokens a group (66), 64 rows and 8 tokens (the same in the model within the noise), 3 x 4 and 2 x 6 tiles (no
+** better, 2 x 6 worse), KSUB 256 and 1024 (worse), software prefetch of W (the next piece of the same rows, the next
+** row group, or the tile 4-16 rows on; T0, T1, T2, NTA: all slower or no faster). */
+enum { TILE_M = 4, TILE_N = 3, RGROUP = 32, TGROUP = 12, KSUB = 512 };
 
 INLINE void tile_any(const int T, int rm, int rn, int i0, int i1, bool tail8, int n8, const uint8_t *w, size_t ws,
                      const float *x, size_t xs, int xo, __m256 *part, bool first) {
