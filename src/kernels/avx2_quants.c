@@ -1022,11 +1022,10 @@ INLINE void r8_q6_quants(const uint8_t *blk, int h, int j, __m256i q[4]) {
     q[3] = _mm256_or_si256(nib_hi(b), _mm256_and_si256(_mm256_srli_epi16(v, 2), m2));
 }
 /* Scales g0 and g1 (both in chunk 48 + g0 / 4) of row r, sign-extended into the low and high 16-bit halves of lane
-** r: VPSHUFB puts each byte in the high byte of its half, the arithmetic shift brings it down. */
+** r: dw_bytes16_ctl's control moved to the high byte of each half puts the scale there (the low byte is then byte 0
+** of the lane, which the arithmetic shift that brings the scale down discards). */
 INLINE __m256i r8_q6_scales(const __m256i sc4[4], int g0, int g1) {
-    const __m256i base = _mm256_setr_epi8(-128, 0, -128, 0, -128, 4, -128, 4, -128, 8, -128, 8, -128, 12, -128, 12,
-                                          -128, 0, -128, 0, -128, 4, -128, 4, -128, 8, -128, 8, -128, 12, -128, 12);
-    const __m256i ctl = _mm256_add_epi8(base, _mm256_set1_epi32((g0 % 4) << 8 | (g1 % 4) << 24));
+    const __m256i ctl = _mm256_slli_epi16(dw_bytes16_ctl(g0 % 4, g1 % 4), 8);
     return _mm256_srai_epi16(_mm256_shuffle_epi8(sc4[g0 / 4], ctl), 8);
 }
 INLINE void r8_q6_scale_chunks(const uint8_t *blk, __m256i sc4[4]) {
