@@ -548,6 +548,12 @@ static int check_r8(const lc_kernels *k, int t, const uint8_t *W, size_t wrb, in
         lc_dequantize_row(t, W + (size_t)r * wrb, a, n_in);
         lc__r8_dequantize(t, w8, wrb, n_out, r, 0, n_in, b);
         if (memcmp(a, b, sizeof(float) * n_in)) bad = r, *bad_tok = 0, *what = "lc__r8_dequantize and the stored row";
+        /* a slice: across steps and phases of the float layout, whole blocks of the others */
+        const int blk = (int)lc_type_traits_of(t)->blck_size, big = n_in >= 100 * blk;
+        const int c0 = big ? (blk == 1 ? 37 : blk) : 0, cn = big ? (blk == 1 ? 61 : 2 * blk) : n_in;
+        lc__r8_dequantize(t, w8, wrb, n_out, r, c0, cn, b);
+        if (bad < 0 && memcmp(a + c0, b, sizeof(float) * cn))
+            bad = r, *bad_tok = 0, *what = "lc__r8_dequantize of a slice and the stored row";
     }
     free(w8), free(Y8), free(a), free(b);
     return bad;
@@ -611,13 +617,56 @@ TEST(matmul_batch_invariant) {
                         }
                     }
                 }
-                if (bad < 0 && k->gemm_r8[t]) /* W repacked (kernels.h): the same bits, batch and single token */
+                if (bad < 0 && k->gemm_r8[t] && lc__r8_packs(t, n_in)) /* W repacked (kernels.h): the same bits */
                     bad = check_r8(k, t, W, wrb, n_out, n_in, X, n_tok, xq, Y, &bad_tok, &what);
                 free(Wf), free(X), free(Y), free(y1), free(W), free(xq), free(xr);
                 CHECKF(bad < 0, "%s %s n_in %d, %d tokens: %s differ at token %d row %d", k->name, lc_type_name(t), n_in,
                        n_tok, what, bad_tok, bad);
             }
     }
+}
+
+/* The float r8 layout (kernels.h) over several groups of 32 rows split over 3 threads, a last partial group, pieces
+** of 512 and shorter ones, two and more 4096-element chunks, the GEMV and token counts across the 3-token tiles and
+** 12-token groups: Y bit for bit as the rows give it, every row read back whole and in a slice. Rows whose length is
+** not a multiple of 32 are refused and stay as stored. */
+TEST(matmul_r8_float_layout) {
+    const int shapes[][3] = {{2048, 100, 8}, {544, 64, 1}, {96, 37, 2}, {4256, 96, 3},
+                             {32, 33, 5},    {8192, 70, 13}, {1024, 160, 25}};
+    const int types[] = {LC_TYPE_F16, LC_TYPE_BF16};
+    int n_cases = 0;
+    for (int v = 0; v < N_VARIANTS; v++) {
+        const lc_kernels *k = variant(v);
+        if (!k) continue;
+        for (int ti = 0; ti < 2; ti++) {
+            const int t = types[ti];
+            if (!k->gemm_r8[t]) continue;
+            CHECK(lc__r8_packs(t, 4096) && !lc__r8_packs(t, 1003) && !lc__r8_packs(t, 48) && lc__r8_rows(t) == 32);
+            for (size_t si = 0; si < sizeof shapes / sizeof *shapes; si++) {
+                const int n_in = shapes[si][0], n_out = shapes[si][1], n_tok = shapes[si][2];
+                if (quick && n_in > 4096) continue;
+                const size_t wrb = row_bytes(t, n_in);
+                float *Wf = malloc(sizeof(float) * n_out * n_in), *X = malloc(sizeof(float) * n_tok * n_in);
+                float *Y = malloc(sizeof(float) * n_tok * n_out);
+                uint8_t *W = malloc(wrb * n_out), *xq = malloc(lc_matmul_xq_bytes(t, n_in, n_tok));
+                fill_random(Wf, n_out * n_in, 0.1f);
+                fill_random(X, n_tok * n_in, 1.0f);
+                for (int r = 0; r < n_out; r++) to_type(t, Wf + (size_t)r * n_in, W + (size_t)r * wrb, n_in);
+                run_matmul(k, t, W, wrb, n_out, n_in, X, n_in, n_tok, xq, Y, n_out, 2);
+                int bad_tok = -1;
+                const char *what = "";
+                const int bad = check_r8(k, t, W, wrb, n_out, n_in, X, n_tok, xq, Y, &bad_tok, &what);
+                CHECKF(bad < 0, "%s %s %d x %d, %d tokens: %s differ at token %d row %d", k->name, lc_type_name(t),
+                       n_out, n_in, n_tok, what, bad_tok, bad);
+                n_cases++;
+                free(Wf), free(X), free(Y), free(W), free(xq);
+            }
+            uint8_t w[2 * 40 * 33];
+            memset(w, 0x3c, sizeof w);
+            CHECK(!lc__r8_pack(t, w, 2 * 40, 33)); /* 40 elements a row: not a multiple of 32 */
+        }
+    }
+    printf("        (%d float r8 cases)\n", n_cases);
 }
 
 TEST(dispatch_picks_a_runnable_variant) {
@@ -672,5 +721,6 @@ int main(void) {
     RUN(vec_mad_bit_identical_to_scalar_loop);
     RUN(matmul_all_variants_against_double_product);
     RUN(matmul_batch_invariant);
+    RUN(matmul_r8_float_layout);
     return TEST_SUMMARY();
 }

@@ -324,16 +324,17 @@ TEST(invalid_params_rejected) {
 }
 
 /* The weights read into anonymous memory (the default) or mapped (use_mmap) are the same bytes: same logits. With
-** the copy, a kernel variant that reads the r8 layout gets the Q8_0 or Q4_0 matrices repacked (kernels.h); the mapped file
-** is used as stored. Prompt (GEMM) and decode (GEMV) logits must be bit-identical either way; the output matrix has
-** 300 rows, so its last group of 4 stays row by row. */
+** the copy, a kernel variant that reads the r8 layout of the type gets the matrices repacked (kernels.h); the mapped
+** file is used as stored. Prompt (GEMM) and decode (GEMV) logits must be bit-identical either way; the output matrix
+** has 300 rows, so its last group of 4 (12 for the float layout's groups of 32) stays row by row. */
 TEST(model_copied_or_mapped_same_logits) {
-    /* the last two with the output tied (Q6_K: the tied embeddings of a Q4_K_M file) */
-    const int types[] = {LC_TYPE_Q8_0, LC_TYPE_Q4_0, LC_TYPE_Q8_0, LC_TYPE_Q6_K};
-    for (int ti = 0; ti < 4; ti++) {
+    /* the third and fourth with the output tied (Q6_K: the tied embeddings of a Q4_K_M file); F16 and BF16 in groups
+    ** of 32 rows (the last tied) */
+    const int types[] = {LC_TYPE_Q8_0, LC_TYPE_Q4_0, LC_TYPE_Q8_0, LC_TYPE_Q6_K, LC_TYPE_F16, LC_TYPE_BF16};
+    for (int ti = 0; ti < 6; ti++) {
         const bool requant = types[ti] == LC_TYPE_Q4_0 || types[ti] == LC_TYPE_Q6_K;
         lc_synth_params p = small(requant ? LC_TYPE_F32 : types[ti]);
-        p.tied_output = ti >= 2;
+        p.tied_output = ti == 2 || ti == 3 || ti == 5;
         if (types[ti] == LC_TYPE_Q6_K) p.n_embd = 256, p.n_ff = 512; /* whole 256-element blocks */
         char path[512], f32[512]; /* tmp_path's buffer is reused */
         snprintf(path, sizeof path, "%s", tmp_path("load-modes.gguf"));
@@ -358,8 +359,9 @@ TEST(model_copied_or_mapped_same_logits) {
             const lc_weight *wd = &m->layers[1].w_down, *wo = &m->output;
             CHECK_EQ_INT(wd->type, types[ti]);
             const lc_kernels *k = lc_kernels_get();
-            const bool want_r8 = mode == 0 && k->gemm_r8[types[ti]] != NULL;
-            const bool want_o = mode == 0 && k->gemm_r8[wo->type] != NULL && lc__r8_supported(wo->type);
+            const bool want_r8 =
+                mode == 0 && k->gemm_r8[types[ti]] != NULL && lc__r8_packs(wd->type, (int64_t)wd->ne[0]);
+            const bool want_o = mode == 0 && k->gemm_r8[wo->type] != NULL && lc__r8_packs(wo->type, (int64_t)wo->ne[0]);
             /* the token embeddings are repacked only as the tied output (their lookups read through the layout) */
             CHECKF(wd->r8 == want_r8 && wo->r8 == want_o && m->tok_embd.r8 == (p.tied_output && want_o),
                    "%s%s mode %d: r8 %d %d %d, want %d %d", lc_type_name(types[ti]), p.tied_output ? " tied" : "", mode,

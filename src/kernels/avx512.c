@@ -741,6 +741,8 @@ void lc__kernels_fill_avx512(lc_kernels *k, const lc_cpu_features *cpu) {
     k->gemm[LC_TYPE_F32] = gemm_f32;
     k->gemm[LC_TYPE_F16] = gemm_f16;
     k->gemm[LC_TYPE_BF16] = gemm_bf16;
+    k->gemm_r8[LC_TYPE_F16] = NULL; /* its float tiles read rows, in 16 lanes: F16 and BF16 stay as stored */
+    k->gemm_r8[LC_TYPE_BF16] = NULL;
     k->from_float[LC_TYPE_F16] = from_float_f16;
     if (cpu->avx512bf16) {
         k->vec_dot[LC_TYPE_BF16] = vec_dot_bf16_dp;

@@ -82,9 +82,20 @@ void lc_matmul_using(const lc_kernels *k, int wtype, const void *W, size_t w_row
 ** last), then the rest of the block in 4-byte chunks: chunk c of row r at 16 h + 32c + 4r (h = 1, or 2 for Q4_K; c < 4
 ** for Q4_0's 16 bytes of quants, c < 8 for Q8_0's 32, c < 35 for Q4_K's 12 bytes of packed scales and 128 of quants,
 ** c < 52 for Q6_K's ql, qh and scales). A last group of fewer than 8 rows stays row after row. The numbers are
-** unchanged: a variant's gemm_r8 gives bit for bit what its gemm gives on the rows. */
+** unchanged: a variant's gemm_r8 gives bit for bit what its gemm gives on the rows.
+** F16 and BF16 (rows of a multiple of 32 elements): groups of LC_R8F_ROWS rows; a group stores its rows' elements
+** [p, p + len) (the pieces: p a multiple of LC_R8F_PIECE, len = min(LC_R8F_PIECE, n - p)) after those before p, and in
+** a piece, for each tile of 4 rows, for each phase u < 4, for each 32-element step s, a line of 4 x 8 elements: row
+** r's elements p + 32 s + 8 u + [0, 8) at 8 r. That is the order in which the AVX2 GEMM's 4-row tiles and four
+** partial sums (avx2.c) read them, so a group streams from start to end. A last group of fewer rows stays as rows. */
+enum { LC_R8F_ROWS = 32, LC_R8F_PIECE = 512 };
 bool lc__r8_supported(int wtype);
-/* Repacks n_rows rows of W in place (memory as big as one group is borrowed from the heap; false if unavailable). */
+/* Rows a group holds (8, or LC_R8F_ROWS for F16 and BF16). */
+int lc__r8_rows(int wtype);
+/* Whether lc__r8_pack takes rows of n_in elements of the type. */
+bool lc__r8_packs(int wtype, int64_t n_in);
+/* Repacks n_rows rows of W in place (memory as big as one group is borrowed from the heap; false if unavailable, or
+** if lc__r8_packs says no). */
 bool lc__r8_pack(int wtype, void *w, size_t w_row_bytes, int64_t n_rows);
 /* Elements [col0, col0 + n) of row `row` of an r8 W of n_rows rows, as f32 (col0 and n whole blocks, or n to the
 ** row's end). */

@@ -52,9 +52,9 @@ void lc_matmul_prepare_using(const lc_kernels *k, int wtype, const float *X, int
     for (int t = 0; t < n_tok; t++) from_float(X + (size_t)t * ldx + e0, out + (size_t)t * rb + off, e1 - e0);
 }
 
-/* Rows [r0, r1) of Y (r0 a multiple of ROW_ALIGN) with one gemm (NULL: vec_dot). */
+/* Rows [r0, r1) of Y (r0 a multiple of align: ROW_ALIGN, or an r8 layout's group) with one gemm (NULL: vec_dot). */
 static void matmul_rows(const lc_kernels *k, lc_gemm_fn gemm, int wtype, const uint8_t *w, size_t w_row_bytes, int r0,
-                        int r1, int n_in, const void *xq, int n_tok, float *Y, int ldy) {
+                        int r1, int align, int n_in, const void *xq, int n_tok, float *Y, int ldy) {
     if (r1 <= r0 || n_tok <= 0) return;
     const size_t xrb = vdt_row_bytes(wtype, n_in);
     if (gemm && n_tok == 1) {
@@ -63,7 +63,7 @@ static void matmul_rows(const lc_kernels *k, lc_gemm_fn gemm, int wtype, const u
     }
     if (gemm) {
         int panel = (int)(PANEL_BYTES / (w_row_bytes ? w_row_bytes : 1));
-        panel = LC_MAX(ROW_ALIGN, panel / ROW_ALIGN * ROW_ALIGN);
+        panel = LC_MAX(align, panel / align * align);
         for (int r = r0; r < r1; r += panel) {
             const int nr = LC_MIN(panel, r1 - r);
             gemm(n_in, nr, n_tok, w + (size_t)r * w_row_bytes, w_row_bytes, xq, xrb, Y + r, (size_t)ldy);
@@ -77,26 +77,27 @@ static void matmul_rows(const lc_kernels *k, lc_gemm_fn gemm, int wtype, const u
             dot(n_in, Y + (size_t)t * ldy + r, w + (size_t)r * w_row_bytes, x + (size_t)t * xrb);
 }
 
-static void thread_rows(int n_out, int ith, int nth, int *r0, int *r1) {
-    const int n_groups = (n_out + ROW_ALIGN - 1) / ROW_ALIGN;
-    *r0 = (int)((int64_t)n_groups * ith / nth) * ROW_ALIGN;
-    *r1 = LC_MIN((int)((int64_t)n_groups * (ith + 1) / nth) * ROW_ALIGN, n_out);
+static void thread_rows(int n_out, int align, int ith, int nth, int *r0, int *r1) {
+    const int n_groups = (n_out + align - 1) / align;
+    *r0 = (int)((int64_t)n_groups * ith / nth) * align;
+    *r1 = LC_MIN((int)((int64_t)n_groups * (ith + 1) / nth) * align, n_out);
 }
 
 void lc_matmul_using(const lc_kernels *k, int wtype, const void *W, size_t w_row_bytes, int n_out, int n_in,
                      const void *xq, int n_tok, float *Y, int ldy, int ith, int nth) {
     int r0, r1;
-    thread_rows(n_out, ith, nth, &r0, &r1);
-    matmul_rows(k, k->gemm[wtype], wtype, W, w_row_bytes, r0, r1, n_in, xq, n_tok, Y, ldy);
+    thread_rows(n_out, ROW_ALIGN, ith, nth, &r0, &r1);
+    matmul_rows(k, k->gemm[wtype], wtype, W, w_row_bytes, r0, r1, ROW_ALIGN, n_in, xq, n_tok, Y, ldy);
 }
 
 void lc_matmul_r8_using(const lc_kernels *k, int wtype, const void *W, size_t w_row_bytes, int n_out, int n_in,
                         const void *xq, int n_tok, float *Y, int ldy, int ith, int nth) {
+    const int g = lc__r8_rows(wtype), align = LC_MAX(ROW_ALIGN, g); /* g divides ROW_ALIGN or is a multiple */
     int r0, r1;
-    thread_rows(n_out, ith, nth, &r0, &r1);
-    const int n8 = n_out / 8 * 8; /* rows in whole groups; ROW_ALIGN keeps r0 on a group */
-    matmul_rows(k, k->gemm_r8[wtype], wtype, W, w_row_bytes, r0, LC_MIN(r1, n8), n_in, xq, n_tok, Y, ldy);
-    matmul_rows(k, k->gemm[wtype], wtype, W, w_row_bytes, LC_MAX(r0, n8), r1, n_in, xq, n_tok, Y, ldy);
+    thread_rows(n_out, align, ith, nth, &r0, &r1);
+    const int ng = n_out / g * g; /* rows in whole groups */
+    matmul_rows(k, k->gemm_r8[wtype], wtype, W, w_row_bytes, r0, LC_MIN(r1, ng), align, n_in, xq, n_tok, Y, ldy);
+    matmul_rows(k, k->gemm[wtype], wtype, W, w_row_bytes, LC_MAX(r0, ng), r1, align, n_in, xq, n_tok, Y, ldy);
 }
 
 void lc_matmul_r8(int wtype, const void *W, size_t w_row_bytes, int n_out, int n_in, const void *xq, int n_tok,
@@ -104,8 +105,27 @@ void lc_matmul_r8(int wtype, const void *W, size_t w_row_bytes, int n_out, int n
     lc_matmul_r8_using(lc_kernels_get(), wtype, W, w_row_bytes, n_out, n_in, xq, n_tok, Y, ldy, ith, nth);
 }
 
+static bool is_float(int wtype) { return wtype == LC_TYPE_F16 || wtype == LC_TYPE_BF16; }
+
 bool lc__r8_supported(int wtype) {
-    return wtype == LC_TYPE_Q4_0 || wtype == LC_TYPE_Q8_0 || wtype == LC_TYPE_Q4_K || wtype == LC_TYPE_Q6_K;
+    return wtype == LC_TYPE_Q4_0 || wtype == LC_TYPE_Q8_0 || wtype == LC_TYPE_Q4_K || wtype == LC_TYPE_Q6_K ||
+           is_float(wtype);
+}
+
+int lc__r8_rows(int wtype) { return is_float(wtype) ? LC_R8F_ROWS : 8; }
+
+bool lc__r8_packs(int wtype, int64_t n_in) {
+    if (!lc__r8_supported(wtype) || n_in <= 0) return false;
+    return n_in % (is_float(wtype) ? 32 : (int64_t)lc_type_traits_of(wtype)->blck_size) == 0;
+}
+
+/* Element index, within its group, of element i of row r (r < LC_R8F_ROWS) of a float W of n elements a row
+** (kernels.h): the piece at p = i rounded down to LC_R8F_PIECE holds p * LC_R8F_ROWS elements before it; in it
+** (len elements a row), tile r / 4, then phase (i % 32) / 8, then step (i - p) / 32 of 32 elements, row r % 4's 8
+** elements in it. */
+static size_t r8f_index(int64_t n, int r, int64_t i) {
+    const int64_t p = i / LC_R8F_PIECE * LC_R8F_PIECE, len = LC_MIN((int64_t)LC_R8F_PIECE, n - p);
+    return (size_t)(p * LC_R8F_ROWS + (r / 4) * 4 * len + (i % 32) / 8 * len + (i - p) / 32 * 32 + (r % 4) * 8 + i % 8);
 }
 
 /* Byte offset, within a group's block b, of byte j of row r's block: the block's nh fp16 scales first (d, and dmin
@@ -125,13 +145,21 @@ static size_t r8_offset(int wtype, int r, int j) {
 }
 
 bool lc__r8_pack(int wtype, void *w, size_t w_row_bytes, int64_t n_rows) {
-    if (!lc__r8_supported(wtype)) return false;
     const size_t bs = lc_type_traits_of(wtype)->type_size, nb = w_row_bytes / bs;
-    uint8_t *tmp = malloc(8 * w_row_bytes);
+    const int64_t n = (int64_t)(nb * lc_type_traits_of(wtype)->blck_size);
+    if (!lc__r8_packs(wtype, n)) return false;
+    const int gr = lc__r8_rows(wtype);
+    uint8_t *tmp = malloc((size_t)gr * w_row_bytes);
     if (!tmp) return false;
-    for (int64_t g = 0; g + 8 <= n_rows; g += 8) {
+    for (int64_t g = 0; g + gr <= n_rows; g += gr) {
         uint8_t *grp = (uint8_t *)w + (size_t)g * w_row_bytes;
-        memcpy(tmp, grp, 8 * w_row_bytes);
+        memcpy(tmp, grp, (size_t)gr * w_row_bytes);
+        if (is_float(wtype)) { /* 2-byte elements */
+            for (int r = 0; r < gr; r++)
+                for (int64_t i = 0; i < n; i++)
+                    memcpy(grp + 2 * r8f_index(n, r, i), tmp + (size_t)r * w_row_bytes + 2 * (size_t)i, 2);
+            continue;
+        }
         for (size_t b = 0; b < nb; b++)
             for (int r = 0; r < 8; r++)
                 for (int j = 0; j < (int)bs; j++)
@@ -146,8 +174,16 @@ void lc__r8_dequantize(int wtype, const void *w, size_t w_row_bytes, int64_t n_r
     const lc_type_traits *tt = lc_type_traits_of(wtype);
     const int64_t b0 = col0 / (int64_t)tt->blck_size;
     const uint8_t *base = (const uint8_t *)w;
-    if (row >= n_rows / 8 * 8) { /* the partial group: rows as they were */
+    const int gr = lc__r8_rows(wtype);
+    if (row >= n_rows / gr * gr) { /* the partial group: rows as they were */
         lc_dequantize_row(wtype, base + (size_t)row * w_row_bytes + (size_t)b0 * tt->type_size, out, n);
+        return;
+    }
+    if (is_float(wtype)) {
+        const uint8_t *grp = base + (size_t)(row / gr) * gr * w_row_bytes;
+        const int64_t nr = (int64_t)(w_row_bytes / 2);
+        for (int64_t i = 0; i < n; i++)
+            lc_dequantize_row(wtype, grp + 2 * r8f_index(nr, (int)(row % gr), col0 + i), out + i, 1);
         return;
     }
     const size_t bs = tt->type_size;

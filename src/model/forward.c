@@ -103,7 +103,8 @@ static void matmul(lc_context *c, prep_key *pk, const lc_weight *w, const float 
     }
     const uint64_t bytes = (uint64_t)w->row_bytes * (uint64_t)n_out;
     const uint64_t want = bytes / (512u << 10);
-    const int n_groups = (n_out + 15) / 16; /* lc_matmul's row groups */
+    const int align = w->r8 ? LC_MAX(16, lc__r8_rows(w->type)) : 16; /* lc_matmul's row groups */
+    const int n_groups = (n_out + align - 1) / align;
     const int n_chunks = (int)LC_MIN((uint64_t)n_groups, LC_MAX(want, (uint64_t)nth));
     const uint64_t base = pk->base;
     pk->base += (uint64_t)n_chunks;

@@ -289,7 +289,9 @@ void lc__weight_row(const lc_weight *w, int64_t row, int64_t col0, int64_t n, fl
 ** lookups read a row through lc__weight_row. Decode reads a group of 8 rows as one range and its blocks as whole
 ** vectors: see docs/PERFORMANCE.md. */
 static void repack_one(const lc_kernels *k, lc_weight *w, bool *opened, const gguf_file *f) {
-    if (!w->data || w->r8 || !k->gemm_r8[w->type] || !lc__r8_supported(w->type) || w->ne[1] < 8) return;
+    if (!w->data || w->r8 || !k->gemm_r8[w->type] || !lc__r8_packs(w->type, (int64_t)w->ne[0]) ||
+        w->ne[1] < (uint64_t)lc__r8_rows(w->type))
+        return;
     if (!*opened) { /* the copy is read-only once loaded; the same range back to writable splits no mapping */
         if (mprotect((void *)f->base, f->size, PROT_READ | PROT_WRITE)) return;
         *opened = true;
