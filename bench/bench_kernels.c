@@ -219,7 +219,7 @@ int main(int argc, char **argv) {
         ** read into memory runs (--mmap keeps the rows) */
         for (int pass = 0; pass < 2; pass++) {
             if (pass == 1) {
-                if (!lc__r8_supported(t) || n_out % 8) break;
+                if (!lc__r8_packs(t, n_in) || n_out % lc__r8_rows(t)) break;
                 for (int m = 0; m < j.n_mats; m++) lc__r8_pack(t, j.W[m], j.wrb, n_out);
                 j.r8 = true;
             }

@@ -266,9 +266,10 @@ INLINE void gemm_float(const int T, int n, int nr, int nt, const void *vw, size_
 ** W is then one sequential stream per 4096-element chunk instead of 32 rows read 1 KiB at a time. The loops and the
 ** additions are gemm_float's, so the bits are too (n a multiple of 32, whole groups: lc_matmul_r8 sees to both).
 ** Over a 128 MiB F16 W, 8 tokens, 1 thread: 42-51 -> 53-62 GFLOP/s (rows -> this layout, best of 8 x 5 calls). */
-#ifndef PF_R8F
-#define PF_R8F 1024
-#endif
+/* How far ahead the first token tile prefetches the stream (bytes). bench_kernels -T F16 -t 1, GEMV: 256 B to 1 KiB
+** 18.4-19.3 GB/s, 2 KiB 16.0, 4 KiB 15.1 (T0); T1 and NTA no better; none 15.9-17.6. Two streams at once (a tile's
+** phases in pairs): 13. */
+enum { PF_R8F = 1024 };
 _Static_assert(KCHUNK % LC_R8F_PIECE == 0 && LC_R8F_ROWS % TILE_M == 0, "a piece never straddles a chunk");
 
 INLINE void tile_r8f(const int T, const int RN, const uint8_t *w, int len, const float *x, size_t xs, __m256 *part,
