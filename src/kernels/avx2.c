@@ -296,7 +296,8 @@ INLINE void tile_r8f(const int T, const int RN, const uint8_t *w, int len, const
 /* Group rg's rows over tokens [tg, tg + ntg) and the elements [c0, c0 + nc) of a chunk: its sums added to y (or
 ** stored, in the first chunk). */
 INLINE void r8f_block(const int T, int c0, int nc, int rg, int tg, int ntg, const uint8_t *w, size_t ws,
-                      const uint8_t *x, size_t xs, float *y, size_t ldy, float (*xf)[LC_R8F_PIECE], __m256 *part) {
+                      const uint8_t *x, size_t xs, float *y, size_t ldy, float (*xf)[LC_R8F_PIECE],
+                      const float *xw, __m256 *part) {
     const size_t esz = T == LC_TYPE_F32 ? 4 : 2;
     const uint8_t *wg = w + (size_t)rg * ws;
     for (int k0 = 0; k0 < nc; k0 += LC_R8F_PIECE) {
@@ -304,7 +305,9 @@ INLINE void r8f_block(const int T, int c0, int nc, int rg, int tg, int ntg, cons
         const uint8_t *wp = wg + (size_t)(c0 + k0) * LC_R8F_ROWS * esz;
         const float *xc = xf[0];
         size_t xstride = LC_R8F_PIECE;
-        if (T == LC_TYPE_F32) {
+        if (xw) {
+            xc = xw + k0; /* one token, its chunk widened already */
+        } else if (T == LC_TYPE_F32) {
             xc = (const float *)(x + (size_t)tg * xs) + c0 + k0;
             xstride = xs / 4;
         } else {
@@ -335,25 +338,43 @@ INLINE void r8f_block(const int T, int c0, int nc, int rg, int tg, int ntg, cons
         }
 }
 
-/* Up to one group of tokens (decode, a continuous batch): group after group, each from its first chunk to its last,
-** so W is read once from start to end. More tokens (prefill): chunk after chunk, every token group over a group's
-** chunk while it is in L2 (a group's whole rows of 8192 F16 would not be). */
+/* One token (decode): chunk after chunk, its activations widened once for every group (a group's chunk is 256 KiB of
+** F16 W read in order, so W is still read in long runs). Up to one group of tokens (a continuous batch): group after
+** group, each from its first chunk to its last, so W is read once from start to end. More tokens (prefill): chunk
+** after chunk, every token group over a group's chunk while it is in L2 (a group's whole rows of 8192 F16 would not
+** be). */
+_Static_assert(TGROUP * LC_R8F_PIECE >= KCHUNK, "xf holds a chunk of one token");
+
 INLINE void gemm_r8_float(const int T, int n, int nr, int nt, const void *vw, size_t ws, const void *vx, size_t xs,
                           float *y, size_t ldy) {
     const uint8_t *w = vw, *x = vx;
     float xf[TGROUP][LC_R8F_PIECE] __attribute__((aligned(32)));
     __m256 part[LC_R8F_ROWS * TGROUP * 4];
+    if (nt == 1) {
+        const size_t esz = T == LC_TYPE_F32 ? 4 : 2;
+        for (int c0 = 0; c0 < n; c0 += KCHUNK) {
+            const int nc = LC_MIN(KCHUNK, n - c0);
+            const float *xw = (const float *)x + c0;
+            if (T != LC_TYPE_F32) {
+                for (int i = 0; i < nc; i += 8) _mm256_store_ps(xf[0] + i, load8(T, x + (size_t)c0 * esz, i));
+                xw = xf[0];
+            }
+            for (int rg = 0; rg + LC_R8F_ROWS <= nr; rg += LC_R8F_ROWS)
+                r8f_block(T, c0, nc, rg, 0, 1, w, ws, x, xs, y, ldy, xf, xw, part);
+        }
+        return;
+    }
     if (nt <= TGROUP) {
         for (int rg = 0; rg + LC_R8F_ROWS <= nr; rg += LC_R8F_ROWS)
             for (int c0 = 0; c0 < n; c0 += KCHUNK)
-                r8f_block(T, c0, LC_MIN(KCHUNK, n - c0), rg, 0, nt, w, ws, x, xs, y, ldy, xf, part);
+                r8f_block(T, c0, LC_MIN(KCHUNK, n - c0), rg, 0, nt, w, ws, x, xs, y, ldy, xf, NULL, part);
         return;
     }
     for (int c0 = 0; c0 < n; c0 += KCHUNK)
         for (int rg = 0; rg + LC_R8F_ROWS <= nr; rg += LC_R8F_ROWS)
             for (int tg = 0; tg < nt; tg += TGROUP)
                 r8f_block(T, c0, LC_MIN(KCHUNK, n - c0), rg, tg, LC_MIN(TGROUP, nt - tg), w, ws, x, xs, y, ldy, xf,
-                          part);
+                          NULL, part);
 }
 
 static void gemm_r8_f16(int n, int nr, int nt, const void *w, size_t ws, const void *x, size_t xs, float *y,
