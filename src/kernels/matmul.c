@@ -182,8 +182,11 @@ void lc__r8_dequantize(int wtype, const void *w, size_t w_row_bytes, int64_t n_r
     if (is_float(wtype)) {
         const uint8_t *grp = base + (size_t)(row / gr) * gr * w_row_bytes;
         const int64_t nr = (int64_t)(w_row_bytes / 2);
-        for (int64_t i = 0; i < n; i++)
-            lc_dequantize_row(wtype, grp + 2 * r8f_index(nr, (int)(row % gr), col0 + i), out + i, 1);
+        for (int64_t i = 0; i < n;) { /* runs of up to 8 elements lie side by side */
+            const int64_t e = col0 + i, run = LC_MIN(8 - e % 8, n - i);
+            lc_dequantize_row(wtype, grp + 2 * r8f_index(nr, (int)(row % gr), e), out + i, run);
+            i += run;
+        }
         return;
     }
     const size_t bs = tt->type_size;
