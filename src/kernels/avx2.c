@@ -268,7 +268,8 @@ INLINE void gemm_float(const int T, int n, int nr, int nt, const void *vw, size_
 ** Over a 128 MiB F16 W, 8 tokens, 1 thread: 42-51 -> 53-62 GFLOP/s (rows -> this layout, best of 8 x 5 calls). */
 /* How far ahead the first token tile prefetches the stream (bytes). bench_kernels -T F16 -t 1, GEMV: 256 B to 1 KiB
 ** 18.4-19.3 GB/s, 2 KiB 16.0, 4 KiB 15.1 (T0); T1 and NTA no better; none 15.9-17.6. Two streams at once (a tile's
-** phases in pairs): 13. */
+** phases in pairs): 13. Several tokens: 4 KiB took bench_kernels' 8-token GEMM from 61-64 to 69-72 GFLOP/s (1
+** thread), but the model's `llamac bench -B 8` from 48-50 down to 44-47 t/s (2 KiB: lower too), so 1 KiB for both. */
 enum { PF_R8F = 1024 };
 _Static_assert(KCHUNK % LC_R8F_PIECE == 0 && LC_R8F_ROWS % TILE_M == 0, "a piece never straddles a chunk");
 
