@@ -144,7 +144,22 @@ static size_t r8_offset(int wtype, int r, int j) {
     return (size_t)(16 * nh + (j / 4) * 32 + 4 * r + j % 4);
 }
 
+/* One group of the float layout from its rows (tmp, w_row_bytes apart) into grp: 16-byte runs (8 elements of a row)
+** in the order r8f_index numbers them. */
+static void r8f_pack_group(uint8_t *grp, const uint8_t *tmp, size_t w_row_bytes, int64_t n) {
+    uint8_t *o = grp;
+    for (int64_t p = 0; p < n; p += LC_R8F_PIECE) {
+        const int64_t len = LC_MIN((int64_t)LC_R8F_PIECE, n - p);
+        for (int t = 0; t < LC_R8F_ROWS / 4; t++)
+            for (int u = 0; u < 4; u++)
+                for (int64_t st = p; st < p + len; st += 32)
+                    for (int r = 4 * t; r < 4 * t + 4; r++, o += 16)
+                        memcpy(o, tmp + (size_t)r * w_row_bytes + 2 * (size_t)(st + 8 * u), 16);
+    }
+}
+
 bool lc__r8_pack(int wtype, void *w, size_t w_row_bytes, int64_t n_rows) {
+    if (!lc__r8_supported(wtype)) return false;
     const size_t bs = lc_type_traits_of(wtype)->type_size, nb = w_row_bytes / bs;
     const int64_t n = (int64_t)(nb * lc_type_traits_of(wtype)->blck_size);
     if (!lc__r8_packs(wtype, n)) return false;
@@ -154,10 +169,8 @@ bool lc__r8_pack(int wtype, void *w, size_t w_row_bytes, int64_t n_rows) {
     for (int64_t g = 0; g + gr <= n_rows; g += gr) {
         uint8_t *grp = (uint8_t *)w + (size_t)g * w_row_bytes;
         memcpy(tmp, grp, (size_t)gr * w_row_bytes);
-        if (is_float(wtype)) { /* 2-byte elements */
-            for (int r = 0; r < gr; r++)
-                for (int64_t i = 0; i < n; i++)
-                    memcpy(grp + 2 * r8f_index(n, r, i), tmp + (size_t)r * w_row_bytes + 2 * (size_t)i, 2);
+        if (is_float(wtype)) {
+            r8f_pack_group(grp, tmp, w_row_bytes, n);
             continue;
         }
         for (size_t b = 0; b < nb; b++)
