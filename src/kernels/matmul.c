@@ -144,6 +144,12 @@ static size_t r8_offset(int wtype, int r, int j) {
     return (size_t)(16 * nh + (j / 4) * 32 + 4 * r + j % 4);
 }
 
+/* The bytes from byte j of a block on that r8_offset keeps side by side: a 2-byte scale or a 4-byte chunk. */
+static int r8_run(int wtype, int j) {
+    if (wtype == LC_TYPE_Q6_K) return j >= (int)offsetof(block_q6_K, d) ? 2 : 4;
+    return j < 2 * (wtype == LC_TYPE_Q4_K ? 2 : 1) ? 2 : 4;
+}
+
 /* One group of the float layout from its rows (tmp, w_row_bytes apart) into grp: 16-byte runs (8 elements of a row)
 ** in the order r8f_index numbers them. */
 static void r8f_pack_group(uint8_t *grp, const uint8_t *tmp, size_t w_row_bytes, int64_t n) {
@@ -175,8 +181,11 @@ bool lc__r8_pack(int wtype, void *w, size_t w_row_bytes, int64_t n_rows) {
         }
         for (size_t b = 0; b < nb; b++)
             for (int r = 0; r < 8; r++)
-                for (int j = 0; j < (int)bs; j++)
-                    grp[b * 8 * bs + r8_offset(wtype, r, j)] = tmp[(size_t)r * w_row_bytes + b * bs + (size_t)j];
+                for (int j = 0, run; j < (int)bs; j += run) {
+                    run = r8_run(wtype, j);
+                    memcpy(grp + b * 8 * bs + r8_offset(wtype, r, j), tmp + (size_t)r * w_row_bytes + b * bs + j,
+                           (size_t)run);
+                }
     }
     free(tmp);
     return true;
