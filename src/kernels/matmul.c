@@ -1,10 +1,9 @@
 /* matmul.c - Y = X @ W^T over a thread pool's (ith, nth) split, on top of a kernel variant's from_float and gemm.
 **
 ** Threads own disjoint ranges of output rows (multiples of 16, or of 32 for the float r8 layout's groups, so SIMD
-** row groups stay whole). Decode (n_tok == 1)
-** hands a thread's whole range to the variant's GEMV, which streams W once. Prefill walks W in panels of about
-** 512 KiB (they stay in L2) and lets the variant's register-blocked tiles sweep all tokens over each panel, so W is
-** read from memory once per matmul. A variant without a gemm for the type falls back to vec_dot per output.
+** row groups stay whole). Decode (n_tok == 1) hands a thread's whole range to the variant's GEMV, which streams W
+** once. Prefill walks W in panels of about 512 KiB (they stay in L2) and lets the variant's register-blocked tiles
+** sweep all tokens over each panel, so W is read from memory once per matmul. A variant without a gemm for the type falls back to vec_dot per output.
 ** Nothing here allocates; the conversion buffer xq belongs to the caller.
 */
 #include "kernels.h"
