@@ -89,10 +89,10 @@ void lc_matmul_using(const lc_kernels *k, int wtype, const void *W, size_t w_row
 ** r's elements p + 32 s + 8 u + [0, 8) at 8 r. That is the order in which the AVX2 GEMM's 4-row tiles and four
 ** partial sums (avx2.c) read them, so a group streams from start to end. A last group of fewer rows stays as rows. */
 enum { LC_R8F_ROWS = 32, LC_R8F_PIECE = 512 };
-bool lc__r8_supported(int wtype);
 /* Rows a group holds (8, or LC_R8F_ROWS for F16 and BF16). */
 int lc__r8_rows(int wtype);
-/* Whether lc__r8_pack takes rows of n_in elements of the type. */
+/* Whether lc__r8_pack takes rows of n_in elements of the type (Q4_0, Q8_0, Q4_K, Q6_K; F16 and BF16 when n_in is a
+** multiple of 32). */
 bool lc__r8_packs(int wtype, int64_t n_in);
 /* Repacks n_rows rows of W in place (memory as big as one group is borrowed from the heap; false if unavailable, or
 ** if lc__r8_packs says no). */

@@ -107,7 +107,7 @@ void lc_matmul_r8(int wtype, const void *W, size_t w_row_bytes, int n_out, int n
 
 static bool is_float(int wtype) { return wtype == LC_TYPE_F16 || wtype == LC_TYPE_BF16; }
 
-bool lc__r8_supported(int wtype) {
+static bool r8_type(int wtype) {
     return wtype == LC_TYPE_Q4_0 || wtype == LC_TYPE_Q8_0 || wtype == LC_TYPE_Q4_K || wtype == LC_TYPE_Q6_K ||
            is_float(wtype);
 }
@@ -115,7 +115,7 @@ bool lc__r8_supported(int wtype) {
 int lc__r8_rows(int wtype) { return is_float(wtype) ? LC_R8F_ROWS : 8; }
 
 bool lc__r8_packs(int wtype, int64_t n_in) {
-    if (!lc__r8_supported(wtype) || n_in <= 0) return false;
+    if (!r8_type(wtype) || n_in <= 0) return false;
     return n_in % (is_float(wtype) ? 32 : (int64_t)lc_type_traits_of(wtype)->blck_size) == 0;
 }
 
@@ -165,7 +165,7 @@ static void r8f_pack_group(uint8_t *grp, const uint8_t *tmp, size_t w_row_bytes,
 }
 
 bool lc__r8_pack(int wtype, void *w, size_t w_row_bytes, int64_t n_rows) {
-    if (!lc__r8_supported(wtype)) return false;
+    if (!r8_type(wtype)) return false;
     const size_t bs = lc_type_traits_of(wtype)->type_size, nb = w_row_bytes / bs;
     const int64_t n = (int64_t)(nb * lc_type_traits_of(wtype)->blck_size);
     if (!lc__r8_packs(wtype, n)) return false;
