@@ -3,7 +3,7 @@
 ** (one row at a time) and GEMM (4 rows x 3 tokens tiles), so results do not depend on the batch. Q8_0: VPMADDUBSW
 ** on |w| and sign(x, w) (GGML's trick; safe because activations never hold -128), each block's integer sum reduced
 ** exactly, then scaled and added block by block: bit-identical to ref.c (kernels.h states the contract). The Q8_0
-** GEMM is avx2_quants.c's (staged, 8 rows in the lanes), with the same sums.
+** GEMM is avx2_quants.c's (staged, 8 rows in the lanes, both operands widened to 16 bits), with the same sums.
 */
 #include "kernels.h"
 
@@ -478,9 +478,9 @@ static void gemv_q8_0(int n, int nr, const uint8_t *w, size_t ws, const block_q8
     }
 }
 
-/* Batches of 2 or more tokens go to avx2_quants.c's staged kernel (activations split into nibbles, 8 rows in the
-** lanes): bench_kernels -T Q8_0 -c, 1 thread, against the row-by-row tiles that were here: 2 tokens 34 -> 50, 8 tokens
-** 72 -> 79, 512 tokens 69 -> 91 GFLOP/s. */
+/* Batches of 2 or more tokens go to avx2_quants.c's staged kernel (8 rows in the lanes): bench_kernels -T Q8_0 -c,
+** 1 thread, against the row-by-row tiles that were here: 2 tokens 34 -> 50, 8 tokens 72 -> 79, 512 tokens 69 -> 91
+** GFLOP/s (activations split into nibbles; both operands now widened to 16 bits instead, see there). */
 static void gemm_q8_0(int n, int nr, int nt, const void *w, size_t ws, const void *x, size_t xs, float *y,
                       size_t ldy) {
     if (nt == 1) gemv_q8_0(n, nr, w, ws, (const block_q8_0 *)x, y);

@@ -542,18 +542,29 @@ static void gemm_r8_q4_0(int n, int nr, int nt, const void *vw, size_t ws, const
 }
 
 /* ---- Q8_0 ----
-** Both operands are signed bytes, and VPMADDUBSW multiplies unsigned by signed. The activations are therefore split
-** into the nibbles of x + 128 (x = 16 hi + lo - 128, hi and lo in 0..15) and the staged weights stay signed: each
-** half's 16-bit sums hold a whole block (2 * 8 * 15 * 128 < 2^15), and the -128 comes back through the rows' block
-** sums, staged beside the weights. A block of 8 rows and one token then costs 16 VPMADDUBSW and 2 VPMADDWD, against 8
-** of each in the row-by-row tile (avx2.c): on Zen 3 VPMADDWD has one pipe, VPMADDUBSW two, and the two together
-** issue one a cycle, which capped that tile. */
+** Both operands are signed bytes. The staged weights and the activations are widened to 16 bits, each 4-byte chunk
+** split into its even and odd bytes: lane r of e[c] holds row r's weights 4c and 4c + 2, lane r of o[c] its weights
+** 4c + 1 and 4c + 3; a token's activations are split the same way and broadcast a pair at a time. VPMADDWD adds two
+** exact products into each 32-bit lane, which holds a whole block's sum (32 * 128 * 128 < 2^31) with no offset to
+** take back, so the block's sum is exact and the float steps are the GEMV's: the same bits. A block of 8 rows and one
+** token costs 16 VPMADDWD and 16 VPADDD (the adds run beside the multiplies; on Zen 3 VPMADDWD and VPMADDUBSW share
+** two pipes). The 32-bit sums need one register per row group and token, so a tile holds 3 groups x 4 tokens in 12
+** registers. It replaced a tile on the nibbles of x + 128 (VPMADDUBSW, two 16-bit sums per group and token, so 2 x 2
+** tiles, and 3 VPMADDWD more per block to combine them): bench_kernels -T Q8_0 -c, one core, 2 / 8 / 32 / 512
+** tokens: 55 / 83 / 95 / 94 -> 50 / 83 / 98 / 96 GFLOP/s (the widened stage costs more when few tokens share it);
+** pp512 of the 1B-shaped Q8_0 model, 2 threads, alternated: 67-78 -> 78-89 t/s. */
 typedef struct {
-    __m256i q[8];  /* chunk c: weights 4c..4c+3 of row r in lane r */
-    __m256i bias;  /* 128 * the sum of row r's 32 weights, lane r */
+    __m256i e[8], o[8]; /* chunk c: row r's weights (4c, 4c + 2) and (4c + 1, 4c + 3), 16-bit, in lane r */
     __m256 d;
 } x8_q8_0;
-enum { X8_KC_Q8_0 = 16, X8_T_Q8_0 = 2 }; /* blocks per slice: 4 groups x 16 x 320 bytes; tokens per tile */
+/* blocks per slice: 3 groups x 16 x 544 bytes; tile: all 3 staged groups x 4 tokens */
+enum { X8_KC_Q8_0 = 16, X8_GQ = 3, X8_TQ = 4 };
+
+/* The even bytes and the odd bytes of v's 16-bit lanes, sign-extended. */
+INLINE void widen_pairs(__m256i v, __m256i *e, __m256i *o) {
+    *e = _mm256_srai_epi16(_mm256_slli_epi16(v, 8), 8);
+    *o = _mm256_srai_epi16(v, 8);
+}
 
 static void stage_q8_0(const uint8_t *w, size_t ws, int r0, int nr, int k0, int kc, int nb, x8_q8_0 *s) {
     const uint8_t *rows[8], *next[8];
@@ -561,57 +572,55 @@ static void stage_q8_0(const uint8_t *w, size_t ws, int r0, int nr, int k0, int 
     /* the slice this group stages next (the same rows' next blocks, or the next rows' first): 8 rows side by side
     ** are 8 streams the hardware prefetchers follow poorly from DRAM */
     const bool last = k0 + kc >= nb;
-    group_rows(w, ws, last ? LC_MIN(r0 + 8 * X8_GROUPS, nr - 1) : r0, nr, next);
+    group_rows(w, ws, last ? LC_MIN(r0 + 8 * X8_GQ, nr - 1) : r0, nr, next);
     const size_t next_off = last ? 0 : (size_t)(k0 + kc) * sizeof(block_q8_0);
     for (int b = 0; b < kc; b++) {
         const size_t off = (size_t)(k0 + b) * sizeof(block_q8_0);
         for (int r = 0; r < 8; r++)
             _mm_prefetch((const char *)next[r] + next_off + (size_t)b * sizeof(block_q8_0), _MM_HINT_T0);
-        __m256i v[8];
+        __m256i v[8], q[8];
         for (int r = 0; r < 8; r++) v[r] = _mm256_loadu_si256((const __m256i *)(rows[r] + off + 2));
-        transpose8(v, s[b].q);
-        __m256i a = _mm256_setzero_si256(); /* |pair sums| <= 256, 8 chunks: no overflow */
-        for (int c = 0; c < 8; c++) a = _mm256_add_epi16(a, _mm256_maddubs_epi16(_mm256_set1_epi8(1), s[b].q[c]));
-        s[b].bias = _mm256_slli_epi32(_mm256_madd_epi16(a, ones16()), 7);
+        transpose8(v, q);
+        for (int c = 0; c < 8; c++) widen_pairs(q[c], &s[b].e[c], &s[b].o[c]);
         s[b].d = gather_d(rows, off);
     }
 }
 
-/* One token's blocks [0, kc) as the nibbles of x + 128 (hi[b], lo[b]) and their scales. */
+/* One token's blocks [0, kc): the activations split as the weights are (e[b][2c], e[b][2c + 1] = x[4c], x[4c + 2];
+** o the odd ones), and their scales. */
 typedef struct {
-    uint8_t hi[X8_KC_Q8_0][32], lo[X8_KC_Q8_0][32];
+    int16_t e[X8_KC_Q8_0][16], o[X8_KC_Q8_0][16];
     float d[X8_KC_Q8_0];
 } x8_act_q8_0;
 static void prep_q8_0(const block_q8_0 *x, int kc, x8_act_q8_0 *a) {
     for (int b = 0; b < kc; b++) {
-        const __m256i u = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)x[b].qs), _mm256_set1_epi8(-128));
-        _mm256_storeu_si256((__m256i *)a->hi[b], nib_hi(u));
-        _mm256_storeu_si256((__m256i *)a->lo[b], nib_lo(u));
+        __m256i e, o;
+        widen_pairs(_mm256_loadu_si256((const __m256i *)x[b].qs), &e, &o);
+        _mm256_storeu_si256((__m256i *)a->e[b], e);
+        _mm256_storeu_si256((__m256i *)a->o[b], o);
         a->d[b] = lc_fp16_lut(x[b].d);
     }
 }
 
-INLINE void tile_x8_q8_0(const int G, const int T, int kc, const x8_q8_0 *const S[X8_G],
-                         const x8_act_q8_0 *const A[X8_T], __m256 acc[X8_G][X8_T]) {
+INLINE void tile_x8_q8_0(const int G, const int T, int kc, const x8_q8_0 *const S[X8_GQ],
+                         const x8_act_q8_0 *const A[X8_TQ], __m256 acc[X8_GQ][X8_TQ]) {
     for (int b = 0; b < kc; b++) {
-        __m256i ah[X8_G][X8_T], al[X8_G][X8_T];
-        zero_tile(ah);
-        zero_tile(al);
+        __m256i s[X8_GQ][X8_TQ];
+#pragma GCC unroll 8
+        for (int g = 0; g < G; g++)
+#pragma GCC unroll 8
+            for (int t = 0; t < T; t++) s[g][t] = _mm256_setzero_si256();
 #pragma GCC unroll 8
         for (int c = 0; c < 8; c++) {
-            __m256i xh[X8_T], xl[X8_T];
 #pragma GCC unroll 8
-            for (int t = 0; t < T; t++) xh[t] = bcast32(A[t]->hi[b] + 4 * c), xl[t] = bcast32(A[t]->lo[b] + 4 * c);
+            for (int t = 0; t < T; t++) {
+                const __m256i xe = bcast32(A[t]->e[b] + 2 * c), xo = bcast32(A[t]->o[b] + 2 * c);
 #pragma GCC unroll 8
-            for (int g = 0; g < G; g++) {
-                const __m256i wq = S[g][b].q[c];
-#pragma GCC unroll 8
-                for (int t = 0; t < T; t++) {
-                    ah[g][t] = _mm256_add_epi16(ah[g][t], _mm256_maddubs_epi16(xh[t], wq));
-                    al[g][t] = _mm256_add_epi16(al[g][t], _mm256_maddubs_epi16(xl[t], wq));
-                    /* keeps each sum a chain in its own register: unrolled without it, GCC reassociates the adds
-                    ** into trees of products and spills (41 against 79 GFLOP/s at 8 tokens) */
-                    __asm__("" : "+x"(ah[g][t]), "+x"(al[g][t]));
+                for (int g = 0; g < G; g++) {
+                    s[g][t] = _mm256_add_epi32(s[g][t], _mm256_madd_epi16(xe, S[g][b].e[c]));
+                    s[g][t] = _mm256_add_epi32(s[g][t], _mm256_madd_epi16(xo, S[g][b].o[c]));
+                    /* keeps each sum a chain in its own register (GCC otherwise reassociates and spills) */
+                    __asm__("" : "+x"(s[g][t]));
                 }
             }
         }
@@ -619,17 +628,14 @@ INLINE void tile_x8_q8_0(const int G, const int T, int kc, const x8_q8_0 *const 
         for (int g = 0; g < G; g++)
 #pragma GCC unroll 8
             for (int t = 0; t < T; t++) {
-                const __m256i is = _mm256_sub_epi32(_mm256_add_epi32(_mm256_madd_epi16(ah[g][t], _mm256_set1_epi16(16)),
-                                                                     _mm256_madd_epi16(al[g][t], ones16())),
-                                                    S[g][b].bias);
                 const __m256 d = _mm256_mul_ps(S[g][b].d, _mm256_set1_ps(A[t]->d[b]));
-                acc[g][t] = _mm256_add_ps(acc[g][t], _mm256_mul_ps(_mm256_cvtepi32_ps(is), d));
+                acc[g][t] = _mm256_add_ps(acc[g][t], _mm256_mul_ps(_mm256_cvtepi32_ps(s[g][t]), d));
             }
     }
 }
 
 /* ---- Q8_0 in the r8 layout (kernels.h) ----
-** Staging is two loads a chunk and no transpose; the GEMV takes a block of 8 rows in 8 loads with the rows already in
+** Staging is one load a chunk and no transpose; the GEMV takes a block of 8 rows in 8 loads with the rows already in
 ** the lanes, and adds each block's exact sum times d_w * d_x in block order, as gemv_q8_0 (avx2.c) and vec_dot do:
 ** the same bits. */
 INLINE const uint8_t *r8_block_q8_0(const uint8_t *grp, int b) { return grp + (size_t)b * 8 * sizeof(block_q8_0); }
@@ -641,17 +647,13 @@ INLINE void prefetch_range(const uint8_t *p, size_t len) {
 static void stage_r8_q8_0(const uint8_t *w, size_t ws, int r0, int nr, int k0, int kc, int nb, x8_q8_0 *s) {
     const uint8_t *grp = w + (size_t)r0 * ws;
     /* the slice this group stages next, as stage_q8_0; here one contiguous range (none after the last group) */
-    const int rn = r0 + 8 * X8_GROUPS;
+    const int rn = r0 + 8 * X8_GQ;
     const uint8_t *next = k0 + kc < nb ? r8_block_q8_0(grp, k0 + kc) : rn < nr ? w + (size_t)rn * ws : NULL;
     for (int b = 0; b < kc; b++) {
         if (next) prefetch_range(r8_block_q8_0(next, b), 8 * sizeof(block_q8_0));
         const uint8_t *blk = r8_block_q8_0(grp, k0 + b);
-        __m256i a = _mm256_setzero_si256(); /* |pair sums| <= 256, 8 chunks: no overflow */
-        for (int c = 0; c < 8; c++) {
-            s[b].q[c] = _mm256_loadu_si256((const __m256i *)(blk + 16 + 32 * c));
-            a = _mm256_add_epi16(a, _mm256_maddubs_epi16(_mm256_set1_epi8(1), s[b].q[c]));
-        }
-        s[b].bias = _mm256_slli_epi32(_mm256_madd_epi16(a, ones16()), 7);
+        for (int c = 0; c < 8; c++)
+            widen_pairs(_mm256_loadu_si256((const __m256i *)(blk + 16 + 32 * c)), &s[b].e[c], &s[b].o[c]);
         s[b].d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)blk));
     }
 }
@@ -693,26 +695,50 @@ static void gemv_r8_q8_0(int n, int nr, const uint8_t *w, size_t ws, const block
     }
 }
 
-/* The staged Q8_0 GEMM over W as stored (rows) or repacked (r8: nr a multiple of 8); only the staging differs. */
+/* The staged Q8_0 GEMM over W as stored (rows) or repacked (r8: nr a multiple of 8); only the staging differs. For
+** each slice of 3 groups' blocks, tokens 4 at a time; a row's float sum continues in y from slice to slice. */
 INLINE void gemm_q8_0_staged(const bool r8, int n, int nr, int nt, const void *vw, size_t ws, const void *vx,
                              size_t xs, float *y, size_t ldy) {
-    x8_q8_0 stage[X8_GROUPS][X8_KC_Q8_0];
-    x8_act_q8_0 act[X8_T];
+    x8_q8_0 stage[X8_GQ][X8_KC_Q8_0];
+    x8_act_q8_0 act[X8_TQ];
     const int nb = n / QK8_0;
-#define PREP_Q8_0 prep_q8_0((const block_q8_0 *)((const uint8_t *)vx + (size_t)(t0 + j) * xs) + k0, kc, &act[j])
+    for (int r0 = 0; r0 < nr; r0 += 8 * X8_GQ) {
+        const int gn = LC_MIN(X8_GQ, (nr - r0 + 7) / 8);
+        const x8_q8_0 *S[X8_GQ];
+        for (int g = 0; g < X8_GQ; g++) S[g] = stage[LC_MIN(g, gn - 1)];
+        for (int k0 = 0; k0 < nb; k0 += X8_KC_Q8_0) {
+            const int kc = LC_MIN(X8_KC_Q8_0, nb - k0);
+            for (int g = 0; g < gn; g++)
+                r8 ? stage_r8_q8_0(vw, ws, r0 + 8 * g, nr, k0, kc, nb, stage[g])
+                   : stage_q8_0(vw, ws, r0 + 8 * g, nr, k0, kc, nb, stage[g]);
+            for (int t0 = 0; t0 < nt; t0 += X8_TQ) {
+                const int tn = LC_MIN(X8_TQ, nt - t0);
+                const x8_act_q8_0 *A[X8_TQ];
+                for (int t = 0; t < X8_TQ; t++) A[t] = &act[LC_MIN(t, tn - 1)];
+                for (int j = 0; j < tn; j++)
+                    prep_q8_0((const block_q8_0 *)((const uint8_t *)vx + (size_t)(t0 + j) * xs) + k0, kc, &act[j]);
+                __m256 acc[X8_GQ][X8_TQ];
+                for (int g = 0; g < gn; g++)
+                    for (int t = 0; t < tn; t++) {
+                        const int r = r0 + 8 * g;
+                        acc[g][t] = tile_load(y + (size_t)(t0 + t) * ldy + r, LC_MIN(8, nr - r), k0 > 0);
+                    }
 #define TILE_Q8_0(G, T)                                                                                                \
-    do {                                                                                                             \
-        const x8_q8_0 *S[X8_G] = {stage[g0], stage[LC_MIN(g0 + 1, X8_GROUPS - 1)]};                                 \
-        const x8_act_q8_0 *A[X8_T];                                                                                  \
-        for (int t = 0; t < X8_T; t++) A[t] = &act[LC_MIN(t, tn - 1)];                                               \
-        tile_x8_q8_0(G, T, kc, S, A, acc);                                                                           \
-    } while (0)
-    X8_SWEEP(X8_KC_Q8_0, X8_T_Q8_0,
-             r8 ? stage_r8_q8_0(vw, ws, r0 + 8 * g, nr, k0, kc, nb, stage[g])
-                : stage_q8_0(vw, ws, r0 + 8 * g, nr, k0, kc, nb, stage[g]),
-             PREP_Q8_0, TILE_Q8_0);
-#undef PREP_Q8_0
+    case (G) * 8 + (T): tile_x8_q8_0(G, T, kc, S, A, acc); break
+                switch (gn * 8 + tn) {
+                    TILE_Q8_0(3, 4); TILE_Q8_0(3, 3); TILE_Q8_0(3, 2); TILE_Q8_0(3, 1);
+                    TILE_Q8_0(2, 4); TILE_Q8_0(2, 3); TILE_Q8_0(2, 2); TILE_Q8_0(2, 1);
+                    TILE_Q8_0(1, 4); TILE_Q8_0(1, 3); TILE_Q8_0(1, 2); TILE_Q8_0(1, 1);
+                }
 #undef TILE_Q8_0
+                for (int g = 0; g < gn; g++)
+                    for (int t = 0; t < tn; t++) {
+                        const int r = r0 + 8 * g;
+                        tile_store(y + (size_t)(t0 + t) * ldy + r, LC_MIN(8, nr - r), acc[g][t]);
+                    }
+            }
+        }
+    }
 }
 void lc__gemm_x8_q8_0_avx2(int n, int nr, int nt, const void *vw, size_t ws, const void *vx, size_t xs, float *y,
                            size_t ldy) {
