@@ -269,12 +269,17 @@ INLINE void gemm_float(const int T, int n, int nr, int nt, const void *vw, size_
 /* How far ahead the first token tile prefetches the stream (bytes). bench_kernels -T F16 -t 1, GEMV: 256 B to 1 KiB
 ** 18.4-19.3 GB/s, 2 KiB 16.0, 4 KiB 15.1 (T0); T1 and NTA no better; none 15.9-17.6. Two streams at once (a tile's
 ** phases in pairs): 13. Several tokens: 4 KiB took bench_kernels' 8-token GEMM from 61-64 to 69-72 GFLOP/s (1
-** thread), but the model's `llamac bench -B 8` from 48-50 down to 44-47 t/s (2 KiB: lower too), so 1 KiB for both. */
+** thread), but the model's `llamac bench -B 8` from 48-50 down to 44-47 t/s (2 KiB: lower too), so 1 KiB for both.
+** What helped the GEMM instead (r8f_block's pf_next): the first token tile over a 4-row tile reads it from DRAM at
+** about 3x the rate the whole GEMM needs, while the later token tiles compute on it from L1 and leave the memory idle.
+** So the second token tile prefetches the next 4-row tile (to L2, one line per step; the stream is contiguous).
+** bench_kernels -T F16 -p 8 -s 2: 1 thread 50-63 -> 68-74 GFLOP/s, 2 threads 129-142 -> 140-150; the model's
+** `llamac bench -B 8` (F16, 2 threads, 6 alternated pairs) +7% median (0.97-1.26); pp512 unchanged. */
 enum { PF_R8F = 1024 };
 _Static_assert(KCHUNK % LC_R8F_PIECE == 0 && LC_R8F_ROWS % TILE_M == 0, "a piece never straddles a chunk");
 
 INLINE void tile_r8f(const int T, const int RN, const uint8_t *w, int len, const float *x, size_t xs, __m256 *part,
-                     bool first, bool pf) {
+                     bool first, bool pf, bool pf_next) {
     const size_t esz = T == LC_TYPE_F32 ? 4 : 2;
     for (int u = 0; u < 4; u++) {
         __m256 acc[12];
@@ -285,6 +290,8 @@ INLINE void tile_r8f(const int T, const int RN, const uint8_t *w, int len, const
         const uint8_t *l = w + (size_t)u * len * esz;
         for (int s = 0; s < len / 32; s++) {
             if (pf) _mm_prefetch((const char *)((uintptr_t)l + (size_t)s * 32 * esz + PF_R8F), _MM_HINT_T0);
+            if (pf_next) _mm_prefetch((const char *)((uintptr_t)l + (size_t)s * 32 * esz + (size_t)TILE_M * len * esz),
+                                      _MM_HINT_T1);
             phase_step(T, TILE_M, RN, l + (size_t)s * 32 * esz, 8 * esz, x, xs, 0, 32 * s + 8 * u, acc);
         }
 #pragma GCC unroll 4
@@ -295,10 +302,11 @@ INLINE void tile_r8f(const int T, const int RN, const uint8_t *w, int len, const
 }
 
 /* Group rg's rows over tokens [tg, tg + ntg) and the elements [c0, c0 + nc) of a chunk: its sums added to y (or
-** stored, in the first chunk). */
+** stored, in the first chunk). pf_next: W comes from DRAM, and the second token tile over each 4-row tile prefetches
+** the next 4-row tile, one line a step (the first token tile prefetches only its own stream 1 KiB ahead). */
 INLINE void r8f_block(const int T, int c0, int nc, int rg, int tg, int ntg, const uint8_t *w, size_t ws,
                       const uint8_t *x, size_t xs, float *y, size_t ldy, float (*xf)[LC_R8F_PIECE],
-                      const float *xw, __m256 *part) {
+                      const float *xw, __m256 *part, bool pf_next) {
     const size_t esz = T == LC_TYPE_F32 ? 4 : 2;
     const uint8_t *wg = w + (size_t)rg * ws;
     for (int k0 = 0; k0 < nc; k0 += LC_R8F_PIECE) {
@@ -323,9 +331,9 @@ INLINE void r8f_block(const int T, int c0, int nc, int rg, int tg, int ntg, cons
             for (int j = 0; j < ntg; j += TILE_N) {
                 const float *xj = xc + (size_t)j * xstride;
                 switch (LC_MIN(TILE_N, ntg - j)) {
-                case 1: tile_r8f(T, 1, wt, len, xj, xstride, pt + j * 4, k0 == 0, j == 0); break;
-                case 2: tile_r8f(T, 2, wt, len, xj, xstride, pt + j * 4, k0 == 0, j == 0); break;
-                default: tile_r8f(T, 3, wt, len, xj, xstride, pt + j * 4, k0 == 0, j == 0); break;
+                case 1: tile_r8f(T, 1, wt, len, xj, xstride, pt + j * 4, k0 == 0, j == 0, pf_next && j == TILE_N); break;
+                case 2: tile_r8f(T, 2, wt, len, xj, xstride, pt + j * 4, k0 == 0, j == 0, pf_next && j == TILE_N); break;
+                default: tile_r8f(T, 3, wt, len, xj, xstride, pt + j * 4, k0 == 0, j == 0, pf_next && j == TILE_N); break;
                 }
             }
         }
@@ -361,21 +369,21 @@ INLINE void gemm_r8_float(const int T, int n, int nr, int nt, const void *vw, si
                 xw = xf[0];
             }
             for (int rg = 0; rg + LC_R8F_ROWS <= nr; rg += LC_R8F_ROWS)
-                r8f_block(T, c0, nc, rg, 0, 1, w, ws, x, xs, y, ldy, xf, xw, part);
+                r8f_block(T, c0, nc, rg, 0, 1, w, ws, x, xs, y, ldy, xf, xw, part, false);
         }
         return;
     }
     if (nt <= TGROUP) {
         for (int rg = 0; rg + LC_R8F_ROWS <= nr; rg += LC_R8F_ROWS)
             for (int c0 = 0; c0 < n; c0 += KCHUNK)
-                r8f_block(T, c0, LC_MIN(KCHUNK, n - c0), rg, 0, nt, w, ws, x, xs, y, ldy, xf, NULL, part);
+                r8f_block(T, c0, LC_MIN(KCHUNK, n - c0), rg, 0, nt, w, ws, x, xs, y, ldy, xf, NULL, part, true);
         return;
     }
     for (int c0 = 0; c0 < n; c0 += KCHUNK)
         for (int rg = 0; rg + LC_R8F_ROWS <= nr; rg += LC_R8F_ROWS)
             for (int tg = 0; tg < nt; tg += TGROUP)
                 r8f_block(T, c0, LC_MIN(KCHUNK, n - c0), rg, tg, LC_MIN(TGROUP, nt - tg), w, ws, x, xs, y, ldy, xf,
-                          NULL, part);
+                          NULL, part, tg == 0);
 }
 
 static void gemm_r8_f16(int n, int nr, int nt, const void *w, size_t ws, const void *x, size_t xs, float *y,
