@@ -274,7 +274,7 @@ INLINE void gemm_float(const int T, int n, int nr, int nt, const void *vw, size_
 ** about 3x the rate the whole GEMM needs, while the later token tiles compute on it from L1 and leave the memory idle.
 ** So the second token tile prefetches the next 4-row tile (to L2, one line per step; the stream is contiguous).
 ** bench_kernels -T F16 -p 8 -s 2: 1 thread 50-63 -> 68-74 GFLOP/s, 2 threads 129-142 -> 140-150; the model's
-** `llamac bench -B 8` (F16, 2 threads, 6 alternated pairs) +7% median (0.97-1.26); pp512 unchanged. */
+** `llamac bench -B 8` (F16, 2 threads, 6 alternated pairs) +7% median (0.97-1.26). */
 enum { PF_R8F = 1024 };
 _Static_assert(KCHUNK % LC_R8F_PIECE == 0 && LC_R8F_ROWS % TILE_M == 0, "a piece never straddles a chunk");
 
@@ -302,8 +302,9 @@ INLINE void tile_r8f(const int T, const int RN, const uint8_t *w, int len, const
 }
 
 /* Group rg's rows over tokens [tg, tg + ntg) and the elements [c0, c0 + nc) of a chunk: its sums added to y (or
-** stored, in the first chunk). pf_next: W comes from DRAM, and the second token tile over each 4-row tile prefetches
-** the next 4-row tile, one line a step (the first token tile prefetches only its own stream 1 KiB ahead). */
+** stored, in the first chunk). pf_next (a batch of up to TGROUP tokens, W read once from DRAM): the second token tile
+** over each 4-row tile prefetches the next 4-row tile, one line a step (the first prefetches its own stream 1 KiB
+** ahead). Prefill keeps only the latter: with more tokens, pp144 and pp512 measured no better and perhaps worse. */
 INLINE void r8f_block(const int T, int c0, int nc, int rg, int tg, int ntg, const uint8_t *w, size_t ws,
                       const uint8_t *x, size_t xs, float *y, size_t ldy, float (*xf)[LC_R8F_PIECE],
                       const float *xw, __m256 *part, bool pf_next) {
@@ -383,7 +384,7 @@ INLINE void gemm_r8_float(const int T, int n, int nr, int nt, const void *vw, si
         for (int rg = 0; rg + LC_R8F_ROWS <= nr; rg += LC_R8F_ROWS)
             for (int tg = 0; tg < nt; tg += TGROUP)
                 r8f_block(T, c0, LC_MIN(KCHUNK, n - c0), rg, tg, LC_MIN(TGROUP, nt - tg), w, ws, x, xs, y, ldy, xf,
-                          NULL, part, tg == 0);
+                          NULL, part, false);
 }
 
 static void gemm_r8_f16(int n, int nr, int nt, const void *w, size_t ws, const void *x, size_t xs, float *y,
