@@ -331,10 +331,11 @@ INLINE void r8f_block(const int T, int c0, int nc, int rg, int tg, int ntg, cons
             __m256 *pt = part + (size_t)t * TILE_M * TGROUP * 4;
             for (int j = 0; j < ntg; j += TILE_N) {
                 const float *xj = xc + (size_t)j * xstride;
+                const bool pn = pf_next && j == TILE_N;
                 switch (LC_MIN(TILE_N, ntg - j)) {
-                case 1: tile_r8f(T, 1, wt, len, xj, xstride, pt + j * 4, k0 == 0, j == 0, pf_next && j == TILE_N); break;
-                case 2: tile_r8f(T, 2, wt, len, xj, xstride, pt + j * 4, k0 == 0, j == 0, pf_next && j == TILE_N); break;
-                default: tile_r8f(T, 3, wt, len, xj, xstride, pt + j * 4, k0 == 0, j == 0, pf_next && j == TILE_N); break;
+                case 1: tile_r8f(T, 1, wt, len, xj, xstride, pt + j * 4, k0 == 0, j == 0, pn); break;
+                case 2: tile_r8f(T, 2, wt, len, xj, xstride, pt + j * 4, k0 == 0, j == 0, pn); break;
+                default: tile_r8f(T, 3, wt, len, xj, xstride, pt + j * 4, k0 == 0, j == 0, pn); break;
                 }
             }
         }
