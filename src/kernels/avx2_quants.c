@@ -619,7 +619,8 @@ INLINE void tile_x8_q8_0(const int G, const int T, int kc, const x8_q8_0 *const 
                 for (int g = 0; g < G; g++) {
                     s[g][t] = _mm256_add_epi32(s[g][t], _mm256_madd_epi16(xe, S[g][b].e[c]));
                     s[g][t] = _mm256_add_epi32(s[g][t], _mm256_madd_epi16(xo, S[g][b].o[c]));
-                    /* keeps each sum a chain in its own register (GCC otherwise reassociates and spills) */
+                    /* keeps each sum a chain in its own register: without it, GCC reassociated the unrolled adds of
+                    ** the nibble tile this replaced into trees of products and spilled (41 against 79 GFLOP/s) */
                     __asm__("" : "+x"(s[g][t]));
                 }
             }
