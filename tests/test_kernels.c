@@ -626,13 +626,14 @@ TEST(matmul_batch_invariant) {
     }
 }
 
-/* The float r8 layout (kernels.h) over several groups of 32 rows split over 3 threads, a last partial group, pieces
-** of 512 and shorter ones, two 4096-element chunks (matmul_batch_invariant has five), the GEMV and token counts
+/* The float r8 layout (kernels.h) over several groups of 32 rows split over 3 threads, a last partial group, whole
+** pieces (LC_R8F_PIECE: 2048 for F16, 512 for BF16) and shorter ones (at the end of a row, and of a chunk: 3072),
+** two 4096-element chunks (matmul_batch_invariant has five), the GEMV and token counts
 ** across the 3-token tiles and 12-token groups: Y bit for bit as the rows give it, every row read back whole and in
 ** a slice. Rows whose length is not a multiple of 32 are refused and stay as stored. */
 TEST(matmul_r8_float_layout) {
     const int shapes[][3] = {{2048, 100, 8}, {544, 64, 1}, {96, 37, 2}, {4256, 96, 3},
-                             {32, 33, 5},    {8192, 70, 13}, {1024, 160, 25}};
+                             {32, 33, 5},    {8192, 70, 13}, {1024, 160, 25}, {3072, 40, 9}};
     const int types[] = {LC_TYPE_F16, LC_TYPE_BF16};
     int n_cases = 0;
     for (int v = 0; v < N_VARIANTS; v++) {

@@ -116,13 +116,14 @@ INLINE void dot_float(const int T, int n, float *s, const void *w, const void *x
 ** accumulator u of tile_float does (the u-th 8-element piece of every 32-element step; phase 0 also the 8-element
 ** steps after them), in the same order; tile_float's reduction and tail come after. Bit-identical to tile_float with
 ** 4x fewer registers per output. A phase can stop and go on later: its sums wait in part[] between the sub-blocks
-** of the k range (the same additions in the same order). x: f32 rows, xs apart. */
-INLINE void phase_step(const int T, const int RM, const int RN, const uint8_t *w, size_t ws, const float *x,
-                       size_t xs, int i, int ix, __m256 *acc) {
+** of the k range (the same additions in the same order). x: rows of type TX (f32, or W's type), xs elements apart;
+** phase_step: f32 rows. */
+INLINE void phase_step_x(const int T, const int TX, const int RM, const int RN, const uint8_t *w, size_t ws,
+                         const void *x, size_t xs, int i, int ix, __m256 *acc) {
     if (RN <= RM) { /* the x pieces in registers, W one row at a time */
         __m256 b[4];
 #pragma GCC unroll 4
-        for (int j = 0; j < RN; j++) b[j] = _mm256_loadu_ps(x + j * xs + ix);
+        for (int j = 0; j < RN; j++) b[j] = load8(TX, x, (int)(j * xs) + ix);
 #pragma GCC unroll 4
         for (int r = 0; r < RM; r++) {
             const __m256 a = load8(T, w + r * ws, i);
@@ -135,11 +136,16 @@ INLINE void phase_step(const int T, const int RM, const int RN, const uint8_t *w
         for (int r = 0; r < RM; r++) a[r] = load8(T, w + r * ws, i);
 #pragma GCC unroll 6
         for (int j = 0; j < RN; j++) {
-            const __m256 b = _mm256_loadu_ps(x + j * xs + ix);
+            const __m256 b = load8(TX, x, (int)(j * xs) + ix);
 #pragma GCC unroll 4
             for (int r = 0; r < RM; r++) acc[r * RN + j] = _mm256_fmadd_ps(a[r], b, acc[r * RN + j]);
         }
     }
+}
+
+INLINE void phase_step(const int T, const int RM, const int RN, const uint8_t *w, size_t ws, const float *x,
+                       size_t xs, int i, int ix, __m256 *acc) {
+    phase_step_x(T, LC_TYPE_F32, RM, RN, w, ws, x, xs, i, ix, acc);
 }
 
 /* The four phases over the 32-element steps in [i0, i1) (and, when tail8, phase 0's 8-element steps in [i1, n8)),
@@ -260,12 +266,20 @@ INLINE void gemm_float(const int T, int n, int nr, int nt, const void *vw, size_
     }
 }
 
-/* The float r8 layout (kernels.h): a group of LC_R8F_ROWS rows stores each LC_R8F_PIECE-element piece of its rows
-** tile by tile (4 rows), each tile phase by phase, each phase's 32-element steps as 64-byte lines (F16/BF16) holding
+/* The float r8 layout (kernels.h): a group of LC_R8F_ROWS rows stores each piece of its rows (LC_R8F_PIECE(type)
+** elements) tile by tile (4 rows), each tile phase by phase, each phase's 32-element steps as 64-byte lines holding
 ** the step's 8 elements of the tile's 4 rows: exactly what phase_step reads, in the order gemm_float's loops read it.
 ** W is then one sequential stream per 4096-element chunk instead of 32 rows read 1 KiB at a time. The loops and the
 ** additions are gemm_float's, so the bits are too (n a multiple of 32, whole groups: lc_matmul_r8 sees to both).
-** Over a 128 MiB F16 W, 8 tokens, 1 thread: 42-51 -> 53-62 GFLOP/s (rows -> this layout, best of 8 x 5 calls). */
+** Over a 128 MiB F16 W, 8 tokens, 1 thread: 42-51 -> 53-62 GFLOP/s (rows -> this layout, best of 8 x 5 calls).
+** F16: a batch's tiles read the activations as they are (converted in the step: VCVTPH2PS from memory runs beside
+** the FMAs, a loop of 12 FMAs and 7 conversions reaches the FMA peak), so a piece's length is bounded by L1 holding a
+** tile's W piece and its 3 tokens' x (16 + 12 KiB), no longer by an f32 copy of 12 tokens' x (24 KiB for 512
+** elements); a phase's 64 steps then amortize its 12 accumulators' loads and stores. Pieces 512 -> 2048 with x
+** read as is, 1B-shaped F16 model, 2 threads, 5 alternated pairs: pp256 +14% median (0.97-1.38), tg +5% (the GEMV
+** streams W in longer phases), -B 8 level (+3%); bench_kernels -T F16 -c, 1 thread: 8 tokens level (76), 512 tokens
+** 66-71 -> 75-79 GFLOP/s. 1024: pp 0.88x of 2048 (median of 5); 4096 (the tile's W piece fills L1): 1.03x. Reading
+** x as is with pieces of 512: no faster, nor pieces of 1024 with x widened (the 8 tokens' copy fills L1). */
 /* How far ahead the first token tile prefetches the stream (bytes). bench_kernels -T F16 -t 1, GEMV: 256 B to 1 KiB
 ** 18.4-19.3 GB/s, 2 KiB 16.0, 4 KiB 15.1 (T0); T1 and NTA no better; none 15.9-17.6. Two streams at once (a tile's
 ** phases in pairs): 13. Several tokens: 4 KiB took bench_kernels' 8-token GEMM from 61-64 to 69-72 GFLOP/s (1
@@ -276,10 +290,17 @@ INLINE void gemm_float(const int T, int n, int nr, int nt, const void *vw, size_
 ** bench_kernels -T F16 -p 8 -s 2: 1 thread 50-63 -> 68-74 GFLOP/s, 2 threads 129-142 -> 140-150; the model's
 ** `llamac bench -B 8` (F16, 2 threads, 6 alternated pairs) +7% median (0.97-1.26). */
 enum { PF_R8F = 1024 };
-_Static_assert(KCHUNK % LC_R8F_PIECE == 0 && LC_R8F_ROWS % TILE_M == 0, "a piece never straddles a chunk");
+/* BF16 keeps pieces of 512 with its activations widened a piece at a time (XF_PIECE): converting BF16 takes two
+** instructions (zero-extend, shift) on the pipes beside the FMAs, where F16 takes one, and the step already converts
+** W; read as it is, x cost BF16 12% (bench_kernels -T BF16 -c, 1 thread, 8 and 512 tokens: 60 -> 53 GFLOP/s), and
+** widened into pieces of 2048 (96 KiB for 12 tokens) 4-7%. */
+enum { XF_PIECE = 512 };
+_Static_assert(KCHUNK % LC_R8F_PIECE(LC_TYPE_F16) == 0 && LC_R8F_PIECE(LC_TYPE_BF16) == XF_PIECE &&
+                   TGROUP * XF_PIECE >= KCHUNK && LC_R8F_ROWS % TILE_M == 0,
+               "a piece never straddles a chunk; xf holds a BF16 piece of TGROUP tokens, or a chunk of one token");
 
-INLINE void tile_r8f(const int T, const int RN, const uint8_t *w, int len, const float *x, size_t xs, __m256 *part,
-                     bool first, bool pf, bool pf_next) {
+INLINE void tile_r8f(const int T, const int TX, const int RN, const uint8_t *w, int len, const void *x, size_t xs,
+                     __m256 *part, bool first, bool pf, bool pf_next) {
     const size_t esz = T == LC_TYPE_F32 ? 4 : 2;
     for (int u = 0; u < 4; u++) {
         __m256 acc[12];
@@ -292,7 +313,7 @@ INLINE void tile_r8f(const int T, const int RN, const uint8_t *w, int len, const
             if (pf) _mm_prefetch((const char *)((uintptr_t)l + (size_t)s * 32 * esz + PF_R8F), _MM_HINT_T0);
             if (pf_next) _mm_prefetch((const char *)((uintptr_t)l + (size_t)s * 32 * esz + (size_t)TILE_M * len * esz),
                                       _MM_HINT_T1);
-            phase_step(T, TILE_M, RN, l + (size_t)s * 32 * esz, 8 * esz, x, xs, 0, 32 * s + 8 * u, acc);
+            phase_step_x(T, TX, TILE_M, RN, l + (size_t)s * 32 * esz, 8 * esz, x, xs, 0, 32 * s + 8 * u, acc);
         }
 #pragma GCC unroll 4
         for (int r = 0; r < TILE_M; r++)
@@ -304,39 +325,42 @@ INLINE void tile_r8f(const int T, const int RN, const uint8_t *w, int len, const
 /* Group rg's rows over tokens [tg, tg + ntg) and the elements [c0, c0 + nc) of a chunk: its sums added to y (or
 ** stored, in the first chunk). pf_next (a batch of up to TGROUP tokens, W read once from DRAM): the second token tile
 ** over each 4-row tile prefetches the next 4-row tile, one line a step (the first prefetches its own stream 1 KiB
-** ahead). Prefill keeps only the latter: with more tokens, pp144 and pp512 measured no better and perhaps worse. */
+** ahead). Prefill keeps only the latter: with more tokens, pp144 and pp512 measured no better and perhaps worse.
+** The tokens' x: rows of W's type, xs bytes apart, read as they are; or xw, one token's chunk widened to f32. */
 INLINE void r8f_block(const int T, int c0, int nc, int rg, int tg, int ntg, const uint8_t *w, size_t ws,
-                      const uint8_t *x, size_t xs, float *y, size_t ldy, float (*xf)[LC_R8F_PIECE],
-                      const float *xw, __m256 *part, bool pf_next) {
+                      const uint8_t *x, size_t xs, float *y, size_t ldy, const float *xw, float (*xf)[XF_PIECE],
+                      __m256 *part, bool pf_next) {
     const size_t esz = T == LC_TYPE_F32 ? 4 : 2;
+    const int pc = LC_R8F_PIECE(T);
+    const bool widen = T == LC_TYPE_BF16 && !xw;
     const uint8_t *wg = w + (size_t)rg * ws;
-    for (int k0 = 0; k0 < nc; k0 += LC_R8F_PIECE) {
-        const int len = LC_MIN(LC_R8F_PIECE, nc - k0);
+    for (int k0 = 0; k0 < nc; k0 += pc) {
+        const int len = LC_MIN(pc, nc - k0);
         const uint8_t *wp = wg + (size_t)(c0 + k0) * LC_R8F_ROWS * esz;
-        const float *xc = xf[0];
-        size_t xstride = LC_R8F_PIECE;
-        if (xw) {
-            xc = xw + k0; /* one token, its chunk widened already */
-        } else if (T == LC_TYPE_F32) {
-            xc = (const float *)(x + (size_t)tg * xs) + c0 + k0;
-            xstride = xs / 4;
-        } else {
-            for (int j = 0; j < ntg; j++) {
-                const uint8_t *xr = x + (size_t)(tg + j) * xs + (size_t)(c0 + k0) * esz;
-                for (int i = 0; i < len; i += 8) _mm256_store_ps(xf[j] + i, load8(T, xr, i));
-            }
-        }
+        /* the tokens' elements c0 + k0 + i: x as it is (its own type, xs bytes a row), xw (one token, f32), or (BF16)
+        ** widened into xf */
+        const uint8_t *xt = x + (size_t)tg * xs + (size_t)(c0 + k0) * esz;
+        for (int j = 0; widen && j < ntg; j++)
+            for (int i = 0; i < len; i += 8) _mm256_store_ps(xf[j] + i, load8(T, xt + (size_t)j * xs, i));
         for (int t = 0; t < LC_R8F_ROWS / TILE_M; t++) {
             const uint8_t *wt = wp + (size_t)t * TILE_M * len * esz;
             __m256 *pt = part + (size_t)t * TILE_M * TGROUP * 4;
             for (int j = 0; j < ntg; j += TILE_N) {
-                const float *xj = xc + (size_t)j * xstride;
-                const bool pn = pf_next && j == TILE_N;
-                switch (LC_MIN(TILE_N, ntg - j)) {
-                case 1: tile_r8f(T, 1, wt, len, xj, xstride, pt + j * 4, k0 == 0, j == 0, pn); break;
-                case 2: tile_r8f(T, 2, wt, len, xj, xstride, pt + j * 4, k0 == 0, j == 0, pn); break;
-                default: tile_r8f(T, 3, wt, len, xj, xstride, pt + j * 4, k0 == 0, j == 0, pn); break;
+                const bool first = k0 == 0, pf = j == 0, pn = pf_next && j == TILE_N;
+#define R8F_TILES(TX, X, XS)                                                                                           \
+    switch (LC_MIN(TILE_N, ntg - j)) {                                                                                 \
+    case 1: tile_r8f(T, TX, 1, wt, len, X, XS, pt + j * 4, first, pf, pn); break;                                      \
+    case 2: tile_r8f(T, TX, 2, wt, len, X, XS, pt + j * 4, first, pf, pn); break;                                      \
+    default: tile_r8f(T, TX, 3, wt, len, X, XS, pt + j * 4, first, pf, pn); break;                                     \
+    }
+                if (xw) {
+                    R8F_TILES(LC_TYPE_F32, xw + k0, 0)
+                } else if (widen) {
+                    R8F_TILES(LC_TYPE_F32, xf[j], XF_PIECE)
+                } else {
+                    R8F_TILES(T, xt + (size_t)j * xs, xs / esz)
                 }
+#undef R8F_TILES
             }
         }
     }
@@ -354,12 +378,11 @@ INLINE void r8f_block(const int T, int c0, int nc, int rg, int tg, int ntg, cons
 ** group, each from its first chunk to its last, so W is read once from start to end. More tokens (prefill): chunk
 ** after chunk, every token group over a group's chunk while it is in L2 (a group's whole rows of 8192 F16 would not
 ** be). */
-_Static_assert(TGROUP * LC_R8F_PIECE >= KCHUNK, "xf holds a chunk of one token");
 
 INLINE void gemm_r8_float(const int T, int n, int nr, int nt, const void *vw, size_t ws, const void *vx, size_t xs,
                           float *y, size_t ldy) {
     const uint8_t *w = vw, *x = vx;
-    float xf[TGROUP][LC_R8F_PIECE] __attribute__((aligned(32)));
+    float xf[TGROUP][XF_PIECE] __attribute__((aligned(32)));
     __m256 part[LC_R8F_ROWS * TGROUP * 4];
     if (nt == 1) {
         const size_t esz = T == LC_TYPE_F32 ? 4 : 2;
@@ -371,21 +394,21 @@ INLINE void gemm_r8_float(const int T, int n, int nr, int nt, const void *vw, si
                 xw = xf[0];
             }
             for (int rg = 0; rg + LC_R8F_ROWS <= nr; rg += LC_R8F_ROWS)
-                r8f_block(T, c0, nc, rg, 0, 1, w, ws, x, xs, y, ldy, xf, xw, part, false);
+                r8f_block(T, c0, nc, rg, 0, 1, w, ws, x, xs, y, ldy, xw, xf, part, false);
         }
         return;
     }
     if (nt <= TGROUP) {
         for (int rg = 0; rg + LC_R8F_ROWS <= nr; rg += LC_R8F_ROWS)
             for (int c0 = 0; c0 < n; c0 += KCHUNK)
-                r8f_block(T, c0, LC_MIN(KCHUNK, n - c0), rg, 0, nt, w, ws, x, xs, y, ldy, xf, NULL, part, true);
+                r8f_block(T, c0, LC_MIN(KCHUNK, n - c0), rg, 0, nt, w, ws, x, xs, y, ldy, NULL, xf, part, true);
         return;
     }
     for (int c0 = 0; c0 < n; c0 += KCHUNK)
         for (int rg = 0; rg + LC_R8F_ROWS <= nr; rg += LC_R8F_ROWS)
             for (int tg = 0; tg < nt; tg += TGROUP)
-                r8f_block(T, c0, LC_MIN(KCHUNK, n - c0), rg, tg, LC_MIN(TGROUP, nt - tg), w, ws, x, xs, y, ldy, xf,
-                          NULL, part, false);
+                r8f_block(T, c0, LC_MIN(KCHUNK, n - c0), rg, tg, LC_MIN(TGROUP, nt - tg), w, ws, x, xs, y, ldy, NULL,
+                          xf, part, false);
 }
 
 static void gemm_r8_f16(int n, int nr, int nt, const void *w, size_t ws, const void *x, size_t xs, float *y,

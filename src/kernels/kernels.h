@@ -84,11 +84,14 @@ void lc_matmul_using(const lc_kernels *k, int wtype, const void *W, size_t w_row
 ** c < 52 for Q6_K's ql, qh and scales). A last group of fewer than 8 rows stays row after row. The numbers are
 ** unchanged: a variant's gemm_r8 gives bit for bit what its gemm gives on the rows.
 ** F16 and BF16 (rows of a multiple of 32 elements): groups of LC_R8F_ROWS rows; a group stores its rows' elements
-** [p, p + len) (the pieces: p a multiple of LC_R8F_PIECE, len = min(LC_R8F_PIECE, n - p)) after those before p, and in
+** [p, p + len) (the pieces: p a multiple of P = LC_R8F_PIECE(type), len = min(P, n - p)) after those before p, and in
 ** a piece, for each tile of 4 rows, for each phase u < 4, for each 32-element step s, a line of 4 x 8 elements: row
 ** r's elements p + 32 s + 8 u + [0, 8) at 8 r. That is the order in which the AVX2 GEMM's 4-row tiles and four
 ** partial sums (avx2.c) read them, so a group streams from start to end. A last group of fewer rows stays as rows. */
-enum { LC_R8F_ROWS = 32, LC_R8F_PIECE = 512 };
+enum { LC_R8F_ROWS = 32 };
+/* Elements a piece (a power of 2 dividing 4096): 2048 for F16, whose GEMM reads the activations as they are, 512 for
+** BF16, whose GEMM reads them widened to f32 (avx2.c says why). */
+#define LC_R8F_PIECE(wtype) ((wtype) == LC_TYPE_BF16 ? 512 : 2048)
 /* Rows a group holds (8, or LC_R8F_ROWS for F16 and BF16). */
 int lc__r8_rows(int wtype);
 /* Whether lc__r8_pack takes rows of n_in elements of the type (Q4_0, Q8_0, Q4_K, Q6_K; F16 and BF16 when n_in is a

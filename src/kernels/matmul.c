@@ -120,11 +120,11 @@ bool lc__r8_packs(int wtype, int64_t n_in) {
 }
 
 /* Element index, within its group, of element i of row r (r < LC_R8F_ROWS) of a float W of n elements a row
-** (kernels.h): the piece at p = i rounded down to LC_R8F_PIECE holds p * LC_R8F_ROWS elements before it; in it
-** (len elements a row), tile r / 4, then phase (i % 32) / 8, then step (i - p) / 32 of 32 elements, row r % 4's 8
-** elements in it. */
-static size_t r8f_index(int64_t n, int r, int64_t i) {
-    const int64_t p = i / LC_R8F_PIECE * LC_R8F_PIECE, len = LC_MIN((int64_t)LC_R8F_PIECE, n - p);
+** (kernels.h), pieces of pc elements: the piece at p = i rounded down to pc holds p * LC_R8F_ROWS elements before it;
+** in it (len elements a row), tile r / 4, then phase (i % 32) / 8, then step (i - p) / 32 of 32 elements, row r % 4's
+** 8 elements in it. */
+static size_t r8f_index(int64_t n, int64_t pc, int r, int64_t i) {
+    const int64_t p = i / pc * pc, len = LC_MIN(pc, n - p);
     return (size_t)(p * LC_R8F_ROWS + (r / 4) * 4 * len + (i % 32) / 8 * len + (i - p) / 32 * 32 + (r % 4) * 8 + i % 8);
 }
 
@@ -152,10 +152,10 @@ static int r8_run(int wtype, int j) {
 
 /* One group of the float layout from its rows (tmp, w_row_bytes apart) into grp: 16-byte runs (8 elements of a row)
 ** in the order r8f_index numbers them. */
-static void r8f_pack_group(uint8_t *grp, const uint8_t *tmp, size_t w_row_bytes, int64_t n) {
+static void r8f_pack_group(uint8_t *grp, const uint8_t *tmp, size_t w_row_bytes, int64_t n, int64_t pc) {
     uint8_t *o = grp;
-    for (int64_t p = 0; p < n; p += LC_R8F_PIECE) {
-        const int64_t len = LC_MIN((int64_t)LC_R8F_PIECE, n - p);
+    for (int64_t p = 0; p < n; p += pc) {
+        const int64_t len = LC_MIN(pc, n - p);
         for (int t = 0; t < LC_R8F_ROWS / 4; t++)
             for (int u = 0; u < 4; u++)
                 for (int64_t st = p; st < p + len; st += 32)
@@ -176,7 +176,7 @@ bool lc__r8_pack(int wtype, void *w, size_t w_row_bytes, int64_t n_rows) {
         uint8_t *grp = (uint8_t *)w + (size_t)g * w_row_bytes;
         memcpy(tmp, grp, (size_t)gr * w_row_bytes);
         if (is_float(wtype)) {
-            r8f_pack_group(grp, tmp, w_row_bytes, n);
+            r8f_pack_group(grp, tmp, w_row_bytes, n, LC_R8F_PIECE(wtype));
             continue;
         }
         for (size_t b = 0; b < nb; b++)
@@ -206,7 +206,7 @@ void lc__r8_dequantize(int wtype, const void *w, size_t w_row_bytes, int64_t n_r
         const int64_t nr = (int64_t)(w_row_bytes / 2);
         for (int64_t i = 0; i < n;) { /* runs of up to 8 elements lie side by side */
             const int64_t e = col0 + i, run = LC_MIN(8 - e % 8, n - i);
-            lc_dequantize_row(wtype, grp + 2 * r8f_index(nr, (int)(row % gr), e), out + i, run);
+            lc_dequantize_row(wtype, grp + 2 * r8f_index(nr, LC_R8F_PIECE(wtype), (int)(row % gr), e), out + i, run);
             i += run;
         }
         return;
