@@ -84,6 +84,13 @@ $(BUILD)/cli/cmd_serve.o: EXTRA_ISA := -DLC_HAVE_SERVER
 $(BUILD)/server/page.o: server/page.html
 endif
 
+# The optional libraries found, in a file rewritten only when that changes, so the objects they switch on are rebuilt
+# when one is installed or removed (make after scripts/setup.sh then builds the server into an existing build).
+FEATURES := libedit=$(HAVE_LIBEDIT) server=$(HAVE_SERVER)
+$(shell mkdir -p $(BUILD) && [ "$$(cat $(BUILD)/features 2>/dev/null)" = "$(FEATURES)" ] || \
+          echo "$(FEATURES)" > $(BUILD)/features)
+$(BUILD)/cli/cmd_chat.o $(BUILD)/cli/cmd_serve.o: $(BUILD)/features
+
 $(BUILD)/llamac: $(CLI_OBJ) $(SRV_OBJ) $(BUILD)/libllamac.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(CLI_LIBS)
 
