@@ -803,26 +803,29 @@ INLINE void k4_bsum_pairs(const block_q8_K *x, int32_t bsp[4]) {
     _mm_storeu_si128((__m128i *)bsp, bs);
 }
 
-INLINE void tile_q4_K(const int G, const int T, int kc, const x8_q4_K *const S[X8_G], const block_q8_K *const X[X8_T],
-                      const int32_t (*bsp)[X8_KC_K][4], __m256 acc[X8_G][X8_T]) {
+/* NH: the sub-block's 8 chunks summed in 16 bits in NH parts (Q4_K 1: 8 * 2 * 15 * 128 < 2^15; Q5_K's 5-bit
+** quants 2: 4 * 2 * 31 * 128 < 2^15), each part's sums then times the scale into 32 bits. */
+INLINE void tile_q4_K(const int G, const int T, const int NH, int kc, const x8_q4_K *const S[X8_G],
+                      const block_q8_K *const X[X8_T], const int32_t (*bsp)[X8_KC_K][4], __m256 acc[X8_G][X8_T]) {
     for (int b = 0; b < kc; b++) {
         __m256i is[X8_G][X8_T];
         zero_tile(is);
-        for (int sb = 0; sb < 8; sb++) {
-            const __m256i *Q[X8_G];
-            for (int g = 0; g < X8_G; g++) Q[g] = S[LC_MIN(g, G - 1)][b].q + 8 * sb;
-            const int8_t *Xq[X8_T];
-            for (int t = 0; t < X8_T; t++) Xq[t] = X[LC_MIN(t, T - 1)][b].qs + 32 * sb;
-            __m256i a[X8_G][X8_T];
-            x8_dot16(G, T, 8, Q, Xq, a);
+        for (int sb = 0; sb < 8; sb++)
+            for (int h = 0; h < NH; h++) {
+                const __m256i *Q[X8_G];
+                for (int g = 0; g < X8_G; g++) Q[g] = S[LC_MIN(g, G - 1)][b].q + 8 * sb + 8 / NH * h;
+                const int8_t *Xq[X8_T];
+                for (int t = 0; t < X8_T; t++) Xq[t] = X[LC_MIN(t, T - 1)][b].qs + 32 * sb + 32 / NH * h;
+                __m256i a[X8_G][X8_T];
+                x8_dot16(G, T, 8 / NH, Q, Xq, a);
 #pragma GCC unroll 8
-            for (int g = 0; g < G; g++)
+                for (int g = 0; g < G; g++)
 #pragma GCC unroll 8
-                for (int t = 0; t < T; t++) {
-                    const __m256i p = _mm256_madd_epi16(a[g][t], S[g][b].sc[sb]);
-                    is[g][t] = _mm256_add_epi32(is[g][t], p);
-                }
-        }
+                    for (int t = 0; t < T; t++) {
+                        const __m256i p = _mm256_madd_epi16(a[g][t], S[g][b].sc[sb]);
+                        is[g][t] = _mm256_add_epi32(is[g][t], p);
+                    }
+            }
 #pragma GCC unroll 8
         for (int g = 0; g < G; g++)
 #pragma GCC unroll 8
@@ -943,7 +946,7 @@ INLINE void gemm_q4_K_staged(const bool r8, int n, int nr, int nt, const void *v
 #define TILE_Q4_K(G, T)                                                                                                \
     do {                                                                                                             \
         const x8_q4_K *S[X8_G] = {stage[g0], stage[LC_MIN(g0 + 1, X8_GROUPS - 1)]};                                 \
-        tile_q4_K(G, T, kc, S, X, (const int32_t(*)[X8_KC_K][4])bsp, acc);                                           \
+        tile_q4_K(G, T, 1, kc, S, X, (const int32_t(*)[X8_KC_K][4])bsp, acc);                                        \
     } while (0)
     X8_SWEEP(X8_KC_K, X8_T,
              r8 ? stage_r8_q4_K(vw, ws, r0 + 8 * g, k0, kc, stage[g]) : stage_q4_K(vw, ws, r0 + 8 * g, nr, k0, kc, stage[g]),
@@ -960,6 +963,108 @@ static void gemm_r8_q4_K(int n, int nr, int nt, const void *vw, size_t ws, const
                          size_t ldy) {
     if (nt == 1) gemv_r8_q4_K(n, nr, vw, ws, vx, y);
     else gemm_q4_K_staged(true, n, nr, nt, vw, ws, vx, xs, y, ldy);
+}
+
+/* ---- Q5_K in the r8 layout (kernels.h) ----
+** Q4_K's block with a fifth bit per quant: qh[l] bit 2p is element 64p + l's, bit 2p + 1 element 64p + 32 + l's. In
+** the layout, chunk k of qh (its bytes 4k..4k+3, 8 rows) pairs with chunk 8p + k of qs, so a quant chunk and its high
+** bits load side by side and q = nibble | bit << 4 (0..31). The scales, the mins and the float steps are Q4_K's; the
+** 16-bit sums of a sub-block are taken in two halves (q < 32: four chunks fit 16 bits, eight do not). Integer sums
+** exact and float steps as the rows' vec_dot (qdot_impl.h: fin_k4, blocks in order): the same bits. */
+INLINE const uint8_t *r8_block_q5_K(const uint8_t *grp, int b) { return grp + (size_t)b * 8 * sizeof(block_q5_K); }
+enum { R8_Q5K_QH = 32 + 3 * 32, R8_Q5K_QS = R8_Q5K_QH + 8 * 32 }; /* byte offsets in a group's block */
+/* 0x10 in each byte of h whose bit s (constant after unrolling) is set. */
+INLINE __m256i k5_bit4(__m256i h, int s) {
+    const __m256i m = _mm256_set1_epi8(0x10);
+    return _mm256_and_si256(s >= 4 ? _mm256_srli_epi16(h, s - 4) : _mm256_slli_epi16(h, 4 - s), m);
+}
+/* The 5-bit quants of chunk k of sub-block pair p: elements 64p + 4k.. (lo) and 64p + 32 + 4k.. (hi), row r in lane r. */
+INLINE void r8_q5_K_chunk(const uint8_t *blk, int p, int k, __m256i *lo, __m256i *hi) {
+    const __m256i v = _mm256_loadu_si256((const __m256i *)(blk + R8_Q5K_QS + 32 * (8 * p + k)));
+    const __m256i h = _mm256_loadu_si256((const __m256i *)(blk + R8_Q5K_QH + 32 * k));
+    *lo = _mm256_or_si256(nib_lo(v), k5_bit4(h, 2 * p));
+    *hi = _mm256_or_si256(nib_hi(v), k5_bit4(h, 2 * p + 1));
+}
+
+static void gemv_r8_q5_K(int n, int nr, const uint8_t *w, size_t ws, const block_q8_K *x, float *y) {
+    const int nb = n / QK_K;
+    for (int r0 = 0; r0 < nr; r0 += 8) {
+        const uint8_t *grp = w + (size_t)r0 * ws;
+        __m256 acc = _mm256_setzero_ps();
+        for (int b = 0; b < nb; b++) {
+            const uint8_t *blk = r8_block_q5_K(grp, b);
+            prefetch_range(blk + 2048, 8 * sizeof(block_q5_K)); /* as gv_r8_q8_0 */
+            const block_q8_K *xb = &x[b];
+            const r8_k4_scales sc = r8_q4_K_scales(blk);
+            int32_t bsp[4];
+            k4_bsum_pairs(xb, bsp);
+            __m256i is = _mm256_setzero_si256();
+#pragma GCC unroll 4
+            for (int p = 0; p < 4; p++)
+#pragma GCC unroll 2
+                for (int h = 0; h < 2; h++) {
+                    __m256i lo = _mm256_setzero_si256(), hi = _mm256_setzero_si256(); /* 4 chunks: < 2^15 */
+#pragma GCC unroll 4
+                    for (int k = 4 * h; k < 4 * h + 4; k++) {
+                        __m256i ql, qh;
+                        r8_q5_K_chunk(blk, p, k, &ql, &qh);
+                        lo = _mm256_add_epi16(lo, _mm256_maddubs_epi16(ql, bcast32(xb->qs + 64 * p + 4 * k)));
+                        hi = _mm256_add_epi16(hi, _mm256_maddubs_epi16(qh, bcast32(xb->qs + 64 * p + 32 + 4 * k)));
+                    }
+                    is = _mm256_add_epi32(is, _mm256_madd_epi16(lo, r8_q4_K_scale(&sc, 2 * p)));
+                    is = _mm256_add_epi32(is, _mm256_madd_epi16(hi, r8_q4_K_scale(&sc, 2 * p + 1)));
+                }
+            __m256i ms = _mm256_madd_epi16(r8_q4_K_mins(&sc, 0), _mm256_set1_epi32(bsp[0]));
+            for (int k = 1; k < 4; k++)
+                ms = _mm256_add_epi32(ms, _mm256_madd_epi16(r8_q4_K_mins(&sc, k), _mm256_set1_epi32(bsp[k])));
+            const __m256 xd = _mm256_set1_ps(xb->d);
+            const __m256 d = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)blk)), xd);
+            const __m256 dm = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(blk + 16))), xd);
+            acc = _mm256_add_ps(acc, _mm256_sub_ps(_mm256_mul_ps(d, _mm256_cvtepi32_ps(is)),
+                                                   _mm256_mul_ps(dm, _mm256_cvtepi32_ps(ms))));
+        }
+        _mm256_storeu_ps(y + r0, acc);
+    }
+}
+
+/* The staged GEMM: the 5-bit quants staged as Q4_K's nibbles are (x8_q4_K), tile_q4_K with two halves. */
+static void stage_r8_q5_K(const uint8_t *w, size_t ws, int r0, int k0, int kc, x8_q4_K *s) {
+    const uint8_t *grp = w + (size_t)r0 * ws;
+    for (int b = 0; b < kc; b++) {
+        const uint8_t *blk = r8_block_q5_K(grp, k0 + b);
+        for (int p = 0; p < 4; p++)
+            for (int k = 0; k < 8; k++) r8_q5_K_chunk(blk, p, k, &s[b].q[16 * p + k], &s[b].q[16 * p + 8 + k]);
+        const r8_k4_scales sc = r8_q4_K_scales(blk);
+        for (int g = 0; g < 8; g++) s[b].sc[g] = r8_q4_K_scale(&sc, g);
+        for (int k = 0; k < 4; k++) s[b].mn[k] = r8_q4_K_mins(&sc, k);
+        s[b].d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)blk));
+        s[b].dmin = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(blk + 16)));
+    }
+}
+
+static void gemm_r8_q5_K(int n, int nr, int nt, const void *vw, size_t ws, const void *vx, size_t xs, float *y,
+                         size_t ldy) {
+    if (nt == 1) {
+        gemv_r8_q5_K(n, nr, vw, ws, vx, y);
+        return;
+    }
+    x8_q4_K stage[X8_GROUPS][X8_KC_K];
+    int32_t bsp[X8_T][X8_KC_K][4];
+    const int nb = n / QK_K;
+    const block_q8_K *X[X8_T];
+#define PREP_Q5_K                                                                                                      \
+    do {                                                                                                             \
+        X[j] = (const block_q8_K *)((const uint8_t *)vx + (size_t)(t0 + j) * xs) + k0;                              \
+        for (int b = 0; b < kc; b++) k4_bsum_pairs(&X[j][b], bsp[j][b]);                                             \
+    } while (0)
+#define TILE_Q5_K(G, T)                                                                                                \
+    do {                                                                                                             \
+        const x8_q4_K *S[X8_G] = {stage[g0], stage[LC_MIN(g0 + 1, X8_GROUPS - 1)]};                                 \
+        tile_q4_K(G, T, 2, kc, S, X, (const int32_t(*)[X8_KC_K][4])bsp, acc);                                        \
+    } while (0)
+    X8_SWEEP(X8_KC_K, X8_T, stage_r8_q5_K(vw, ws, r0 + 8 * g, k0, kc, stage[g]), PREP_Q5_K, TILE_Q5_K);
+#undef PREP_Q5_K
+#undef TILE_Q5_K
 }
 
 /* ---- Q6_K ---- */
@@ -1207,6 +1312,7 @@ void lc__kernels_fill_avx2_quants(lc_kernels *k) {
     k->gemm_r8[LC_TYPE_Q4_0] = gemm_r8_q4_0;
     k->gemm_r8[LC_TYPE_Q8_0] = gemm_r8_q8_0;
     k->gemm_r8[LC_TYPE_Q4_K] = gemm_r8_q4_K;
+    k->gemm_r8[LC_TYPE_Q5_K] = gemm_r8_q5_K;
     k->gemm_r8[LC_TYPE_Q6_K] = gemm_r8_q6_K;
     k->from_float[LC_TYPE_Q8_K] = from_float_q8_K;
 }

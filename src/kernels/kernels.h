@@ -77,11 +77,12 @@ void lc_matmul_using(const lc_kernels *k, int wtype, const void *W, size_t w_row
 
 /* ---- the r8 layout: weights repacked at load for the variants that read it (gemm_r8 non-NULL) ----
 ** W's rows in groups of 8, each group keeping its 8 rows' bytes (8 * w_row_bytes) but interleaved block by block, so
-** one group streams as one range and a block of 8 rows loads as whole vectors. Q4_0, Q8_0, Q4_K and Q6_K: per block,
-** the 8 rows' fp16 scales (d, row r at 2r; Q4_K's dmin next, at 16 + 2r; Q6_K's d although its block stores it
-** last), then the rest of the block in 4-byte chunks: chunk c of row r at 16 h + 32c + 4r (h = 1, or 2 for Q4_K; c < 4
-** for Q4_0's 16 bytes of quants, c < 8 for Q8_0's 32, c < 35 for Q4_K's 12 bytes of packed scales and 128 of quants,
-** c < 52 for Q6_K's ql, qh and scales). A last group of fewer than 8 rows stays row after row. The numbers are
+** one group streams as one range and a block of 8 rows loads as whole vectors. Q4_0, Q8_0, Q4_K, Q5_K and Q6_K: per
+** block, the 8 rows' fp16 scales (d, row r at 2r; Q4_K's and Q5_K's dmin next, at 16 + 2r; Q6_K's d although its
+** block stores it last), then the rest of the block in 4-byte chunks: chunk c of row r at 16 h + 32c + 4r (h = 1, or 2
+** for Q4_K and Q5_K; c < 4 for Q4_0's 16 bytes of quants, c < 8 for Q8_0's 32, c < 35 for Q4_K's 12 bytes of packed
+** scales and 128 of quants, c < 43 for Q5_K's 12 of scales, 32 of qh and 128 of qs, c < 52 for Q6_K's ql, qh and
+** scales). A last group of fewer than 8 rows stays row after row. The numbers are
 ** unchanged: a variant's gemm_r8 gives bit for bit what its gemm gives on the rows.
 ** F16 and BF16 (rows of a multiple of 32 elements): groups of LC_R8F_ROWS rows; a group stores its rows' elements
 ** [p, p + len) (the pieces: p a multiple of P = LC_R8F_PIECE(type), len = min(P, n - p)) after those before p, and in
@@ -94,8 +95,8 @@ enum { LC_R8F_ROWS = 32 };
 #define LC_R8F_PIECE(wtype) ((wtype) == LC_TYPE_BF16 ? 512 : 2048)
 /* Rows a group holds (8, or LC_R8F_ROWS for F16 and BF16). */
 int lc__r8_rows(int wtype);
-/* Whether lc__r8_pack takes rows of n_in elements of the type (Q4_0, Q8_0, Q4_K, Q6_K; F16 and BF16 when n_in is a
-** multiple of 32). */
+/* Whether lc__r8_pack takes rows of n_in elements of the type (Q4_0, Q8_0, Q4_K, Q5_K, Q6_K; F16 and BF16 when n_in
+** is a multiple of 32). */
 bool lc__r8_packs(int wtype, int64_t n_in);
 /* Repacks n_rows rows of W in place (memory as big as one group is borrowed from the heap; false if unavailable, or
 ** if lc__r8_packs says no). */

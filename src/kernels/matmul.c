@@ -108,7 +108,8 @@ void lc_matmul_r8(int wtype, const void *W, size_t w_row_bytes, int n_out, int n
 static bool is_float(int wtype) { return wtype == LC_TYPE_F16 || wtype == LC_TYPE_BF16; }
 
 static bool r8_type(int wtype) {
-    return wtype == LC_TYPE_Q4_0 || wtype == LC_TYPE_Q8_0 || wtype == LC_TYPE_Q4_K || wtype == LC_TYPE_Q6_K ||
+    return wtype == LC_TYPE_Q4_0 || wtype == LC_TYPE_Q8_0 || wtype == LC_TYPE_Q4_K || wtype == LC_TYPE_Q5_K ||
+           wtype == LC_TYPE_Q6_K ||
            is_float(wtype);
 }
 
@@ -129,16 +130,16 @@ static size_t r8f_index(int64_t n, int64_t pc, int r, int64_t i) {
 }
 
 /* Byte offset, within a group's block b, of byte j of row r's block: the block's nh fp16 scales first (d, and dmin
-** for Q4_K; Q6_K's d, which its block stores last), each field's 8 rows side by side in 16 bytes; then the rest of it
-** (Q4_K's 12 bytes of packed scales, then the quants; Q6_K's ql, qh and scales) in 4-byte chunks, chunk c of the 8
-** rows in 32 bytes. */
+** for Q4_K and Q5_K; Q6_K's d, which its block stores last), each field's 8 rows side by side in 16 bytes; then the
+** rest of it (Q4_K's 12 bytes of packed scales, then the quants; Q5_K's scales, qh and qs; Q6_K's ql, qh and
+** scales) in 4-byte chunks, chunk c of the 8 rows in 32 bytes. */
 static size_t r8_offset(int wtype, int r, int j) {
     if (wtype == LC_TYPE_Q6_K) {
         const int nq = (int)offsetof(block_q6_K, d); /* 208 bytes before d */
         if (j >= nq) return (size_t)(2 * r + j - nq);
         return (size_t)(16 + (j / 4) * 32 + 4 * r + j % 4);
     }
-    const int nh = wtype == LC_TYPE_Q4_K ? 2 : 1;
+    const int nh = wtype == LC_TYPE_Q4_K || wtype == LC_TYPE_Q5_K ? 2 : 1;
     if (j < 2 * nh) return (size_t)(16 * (j / 2) + 2 * r + j % 2);
     j -= 2 * nh;
     return (size_t)(16 * nh + (j / 4) * 32 + 4 * r + j % 4);
@@ -147,7 +148,7 @@ static size_t r8_offset(int wtype, int r, int j) {
 /* The bytes from byte j of a block on that r8_offset keeps side by side: a 2-byte scale or a 4-byte chunk. */
 static int r8_run(int wtype, int j) {
     if (wtype == LC_TYPE_Q6_K) return j >= (int)offsetof(block_q6_K, d) ? 2 : 4;
-    return j < 2 * (wtype == LC_TYPE_Q4_K ? 2 : 1) ? 2 : 4;
+    return j < 2 * (wtype == LC_TYPE_Q4_K || wtype == LC_TYPE_Q5_K ? 2 : 1) ? 2 : 4;
 }
 
 /* One group of the float layout from its rows (tmp, w_row_bytes apart) into grp: 16-byte runs (8 elements of a row)
