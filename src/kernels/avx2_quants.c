@@ -875,125 +875,40 @@ INLINE __m256i r8_q4_K_scale(const r8_k4_scales *s, int g) {
 INLINE __m256i r8_q4_K_mins(const r8_k4_scales *s, int k) {
     return _mm256_shuffle_epi8(k < 2 ? s->mn_lo : s->mn_hi, dw_bytes16_ctl(2 * (k % 2), 2 * (k % 2) + 1));
 }
-INLINE const uint8_t *r8_block_q4_K(const uint8_t *grp, int b) { return grp + (size_t)b * 8 * sizeof(block_q4_K); }
 
-static void gemv_r8_q4_K(int n, int nr, const uint8_t *w, size_t ws, const block_q8_K *x, float *y) {
-    const int nb = n / QK_K;
-    for (int r0 = 0; r0 < nr; r0 += 8) {
-        const uint8_t *grp = w + (size_t)r0 * ws;
-        __m256 acc = _mm256_setzero_ps();
-        for (int b = 0; b < nb; b++) {
-            const uint8_t *blk = r8_block_q4_K(grp, b);
-            prefetch_range(blk + 2048, 8 * sizeof(block_q4_K)); /* as gv_r8_q8_0 */
-            const block_q8_K *xb = &x[b];
-            const r8_k4_scales sc = r8_q4_K_scales(blk);
-            int32_t bsp[4];
-            k4_bsum_pairs(xb, bsp);
-            __m256i is = _mm256_setzero_si256();
-            for (int p = 0; p < 4; p++) {
-                __m256i lo = _mm256_setzero_si256(), hi = _mm256_setzero_si256(); /* 8 chunks: < 2^15 */
-#pragma GCC unroll 8
-                for (int k = 0; k < 8; k++) {
-                    const __m256i v = _mm256_loadu_si256((const __m256i *)(blk + 128 + 32 * (8 * p + k)));
-                    lo = _mm256_add_epi16(lo, _mm256_maddubs_epi16(nib_lo(v), bcast32(xb->qs + 64 * p + 4 * k)));
-                    hi = _mm256_add_epi16(hi, _mm256_maddubs_epi16(nib_hi(v), bcast32(xb->qs + 64 * p + 32 + 4 * k)));
-                }
-                is = _mm256_add_epi32(is, _mm256_madd_epi16(lo, r8_q4_K_scale(&sc, 2 * p)));
-                is = _mm256_add_epi32(is, _mm256_madd_epi16(hi, r8_q4_K_scale(&sc, 2 * p + 1)));
-            }
-            __m256i ms = _mm256_madd_epi16(r8_q4_K_mins(&sc, 0), _mm256_set1_epi32(bsp[0]));
-            for (int k = 1; k < 4; k++)
-                ms = _mm256_add_epi32(ms, _mm256_madd_epi16(r8_q4_K_mins(&sc, k), _mm256_set1_epi32(bsp[k])));
-            const __m256 xd = _mm256_set1_ps(xb->d);
-            const __m256 d = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)blk)), xd);
-            const __m256 dm = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(blk + 16))), xd);
-            acc = _mm256_add_ps(acc, _mm256_sub_ps(_mm256_mul_ps(d, _mm256_cvtepi32_ps(is)),
-                                                   _mm256_mul_ps(dm, _mm256_cvtepi32_ps(ms))));
-        }
-        _mm256_storeu_ps(y + r0, acc);
-    }
-}
-
-static void stage_r8_q4_K(const uint8_t *w, size_t ws, int r0, int k0, int kc, x8_q4_K *s) {
-    const uint8_t *grp = w + (size_t)r0 * ws;
-    for (int b = 0; b < kc; b++) {
-        const uint8_t *blk = r8_block_q4_K(grp, k0 + b);
-        for (int p = 0; p < 4; p++)
-            for (int k = 0; k < 8; k++) {
-                const __m256i v = _mm256_loadu_si256((const __m256i *)(blk + 128 + 32 * (8 * p + k)));
-                s[b].q[16 * p + k] = nib_lo(v), s[b].q[16 * p + 8 + k] = nib_hi(v);
-            }
-        const r8_k4_scales sc = r8_q4_K_scales(blk);
-        for (int g = 0; g < 8; g++) s[b].sc[g] = r8_q4_K_scale(&sc, g);
-        for (int k = 0; k < 4; k++) s[b].mn[k] = r8_q4_K_mins(&sc, k);
-        s[b].d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)blk));
-        s[b].dmin = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(blk + 16)));
-    }
-}
-
-/* The Q4_K GEMM over W as stored (rows) or repacked (r8: nr a multiple of 8); only the staging differs. */
-INLINE void gemm_q4_K_staged(const bool r8, int n, int nr, int nt, const void *vw, size_t ws, const void *vx,
-                             size_t xs, float *y, size_t ldy) {
-    x8_q4_K stage[X8_GROUPS][X8_KC_K];
-    int32_t bsp[X8_T][X8_KC_K][4];
-    const int nb = n / QK_K;
-    const block_q8_K *X[X8_T];
-#define PREP_Q4_K                                                                                                      \
-    do {                                                                                                             \
-        X[j] = (const block_q8_K *)((const uint8_t *)vx + (size_t)(t0 + j) * xs) + k0;                              \
-        for (int b = 0; b < kc; b++) k4_bsum_pairs(&X[j][b], bsp[j][b]);                                             \
-    } while (0)
-#define TILE_Q4_K(G, T)                                                                                                \
-    do {                                                                                                             \
-        const x8_q4_K *S[X8_G] = {stage[g0], stage[LC_MIN(g0 + 1, X8_GROUPS - 1)]};                                 \
-        tile_q4_K(G, T, 1, kc, S, X, (const int32_t(*)[X8_KC_K][4])bsp, acc);                                        \
-    } while (0)
-    X8_SWEEP(X8_KC_K, X8_T,
-             r8 ? stage_r8_q4_K(vw, ws, r0 + 8 * g, k0, kc, stage[g]) : stage_q4_K(vw, ws, r0 + 8 * g, nr, k0, kc, stage[g]),
-             PREP_Q4_K, TILE_Q4_K);
-#undef PREP_Q4_K
-#undef TILE_Q4_K
-}
-static void gemm_x8_q4_K(int n, int nr, int nt, const void *vw, size_t ws, const void *vx, size_t xs, float *y,
-                         size_t ldy) {
-    if (nt == 1) gemv_q4_K(n, nr, vw, ws, vx, y);
-    else gemm_q4_K_staged(false, n, nr, nt, vw, ws, vx, xs, y, ldy);
-}
-static void gemm_r8_q4_K(int n, int nr, int nt, const void *vw, size_t ws, const void *vx, size_t xs, float *y,
-                         size_t ldy) {
-    if (nt == 1) gemv_r8_q4_K(n, nr, vw, ws, vx, y);
-    else gemm_q4_K_staged(true, n, nr, nt, vw, ws, vx, xs, y, ldy);
-}
-
-/* ---- Q5_K in the r8 layout (kernels.h) ----
-** Q4_K's block with a fifth bit per quant: qh[l] bit 2p is element 64p + l's, bit 2p + 1 element 64p + 32 + l's. In
-** the layout, chunk k of qh (its bytes 4k..4k+3, 8 rows) pairs with chunk 8p + k of qs, so a quant chunk and its high
-** bits load side by side and q = nibble | bit << 4 (0..31). The scales, the mins and the float steps are Q4_K's; the
-** 16-bit sums of a sub-block are taken in two halves (q < 32: four chunks fit 16 bits, eight do not). Integer sums
-** exact and float steps as the rows' vec_dot (qdot_impl.h: fin_k4, blocks in order): the same bits. */
-INLINE const uint8_t *r8_block_q5_K(const uint8_t *grp, int b) { return grp + (size_t)b * 8 * sizeof(block_q5_K); }
-enum { R8_Q5K_QH = 32 + 3 * 32, R8_Q5K_QS = R8_Q5K_QH + 8 * 32 }; /* byte offsets in a group's block */
+/* Q5_K (K5): Q4_K's block with a fifth bit per quant: qh[l] bit 2p is element 64p + l's, bit 2p + 1 element 64p + 32
+** + l's. In the layout, chunk k of qh (its bytes 4k..4k+3, 8 rows) pairs with chunk 8p + k of qs, so a quant chunk
+** and its high bits load side by side and q = nibble | bit << 4 (0..31). The scales, the mins and the float steps are
+** Q4_K's; the 16-bit sums of a sub-block are taken in two halves (q < 32: four chunks fit 16 bits, eight do not).
+** Integer sums exact and float steps as the rows' vec_dot (qdot_impl.h: fin_k4, blocks in order): the same bits.
+** The 1B-shaped Q5_K_M model (bench/compare.sh -t 2 -p 256 -n 32), before (qdot_impl.h's kernels on the rows) and
+** after: pp 30.5 -> 110 t/s (llama.cpp 33-36), tg 14.3 -> 26.9 (llama.cpp 20-21). */
+INLINE size_t r8_k4_block_bytes(const bool K5) { return 8 * (K5 ? sizeof(block_q5_K) : sizeof(block_q4_K)); }
+enum { R8_Q5K_QH = 32 + 3 * 32, R8_Q5K_QS = R8_Q5K_QH + 8 * 32 }; /* byte offsets in a group's Q5_K block */
 /* 0x10 in each byte of h whose bit s (constant after unrolling) is set. */
 INLINE __m256i k5_bit4(__m256i h, int s) {
     const __m256i m = _mm256_set1_epi8(0x10);
     return _mm256_and_si256(s >= 4 ? _mm256_srli_epi16(h, s - 4) : _mm256_slli_epi16(h, 4 - s), m);
 }
-/* The 5-bit quants of chunk k of sub-block pair p: elements 64p + 4k.. (lo) and 64p + 32 + 4k.. (hi), row r in lane r. */
-INLINE void r8_q5_K_chunk(const uint8_t *blk, int p, int k, __m256i *lo, __m256i *hi) {
-    const __m256i v = _mm256_loadu_si256((const __m256i *)(blk + R8_Q5K_QS + 32 * (8 * p + k)));
-    const __m256i h = _mm256_loadu_si256((const __m256i *)(blk + R8_Q5K_QH + 32 * k));
-    *lo = _mm256_or_si256(nib_lo(v), k5_bit4(h, 2 * p));
-    *hi = _mm256_or_si256(nib_hi(v), k5_bit4(h, 2 * p + 1));
+/* The quants of chunk k of sub-block pair p, row r in lane r: elements 64p + 4k.. (lo) and 64p + 32 + 4k.. (hi). */
+INLINE void r8_k4_chunk(const bool K5, const uint8_t *blk, int p, int k, __m256i *lo, __m256i *hi) {
+    const __m256i v = _mm256_loadu_si256((const __m256i *)(blk + (K5 ? R8_Q5K_QS : 128) + 32 * (8 * p + k)));
+    *lo = nib_lo(v), *hi = nib_hi(v);
+    if (K5) {
+        const __m256i h = _mm256_loadu_si256((const __m256i *)(blk + R8_Q5K_QH + 32 * k));
+        *lo = _mm256_or_si256(*lo, k5_bit4(h, 2 * p));
+        *hi = _mm256_or_si256(*hi, k5_bit4(h, 2 * p + 1));
+    }
 }
 
-static void gemv_r8_q5_K(int n, int nr, const uint8_t *w, size_t ws, const block_q8_K *x, float *y) {
-    const int nb = n / QK_K;
+INLINE void gemv_r8_k4(const bool K5, int n, int nr, const uint8_t *w, size_t ws, const block_q8_K *x, float *y) {
+    const int nb = n / QK_K, nh = K5 ? 2 : 1; /* 16-bit sums of nh parts of a sub-block's 8 chunks */
     for (int r0 = 0; r0 < nr; r0 += 8) {
         const uint8_t *grp = w + (size_t)r0 * ws;
         __m256 acc = _mm256_setzero_ps();
         for (int b = 0; b < nb; b++) {
-            const uint8_t *blk = r8_block_q5_K(grp, b);
-            prefetch_range(blk + 2048, 8 * sizeof(block_q5_K)); /* as gv_r8_q8_0 */
+            const uint8_t *blk = grp + (size_t)b * r8_k4_block_bytes(K5);
+            prefetch_range(blk + 2048, r8_k4_block_bytes(K5)); /* as gv_r8_q8_0 */
             const block_q8_K *xb = &x[b];
             const r8_k4_scales sc = r8_q4_K_scales(blk);
             int32_t bsp[4];
@@ -1002,12 +917,12 @@ static void gemv_r8_q5_K(int n, int nr, const uint8_t *w, size_t ws, const block
 #pragma GCC unroll 4
             for (int p = 0; p < 4; p++)
 #pragma GCC unroll 2
-                for (int h = 0; h < 2; h++) {
-                    __m256i lo = _mm256_setzero_si256(), hi = _mm256_setzero_si256(); /* 4 chunks: < 2^15 */
-#pragma GCC unroll 4
-                    for (int k = 4 * h; k < 4 * h + 4; k++) {
+                for (int h = 0; h < nh; h++) {
+                    __m256i lo = _mm256_setzero_si256(), hi = _mm256_setzero_si256(); /* < 2^15 */
+#pragma GCC unroll 8
+                    for (int k = 8 / nh * h; k < 8 / nh * (h + 1); k++) {
                         __m256i ql, qh;
-                        r8_q5_K_chunk(blk, p, k, &ql, &qh);
+                        r8_k4_chunk(K5, blk, p, k, &ql, &qh);
                         lo = _mm256_add_epi16(lo, _mm256_maddubs_epi16(ql, bcast32(xb->qs + 64 * p + 4 * k)));
                         hi = _mm256_add_epi16(hi, _mm256_maddubs_epi16(qh, bcast32(xb->qs + 64 * p + 32 + 4 * k)));
                     }
@@ -1026,14 +941,19 @@ static void gemv_r8_q5_K(int n, int nr, const uint8_t *w, size_t ws, const block
         _mm256_storeu_ps(y + r0, acc);
     }
 }
+static void gemv_r8_q4_K(int n, int nr, const uint8_t *w, size_t ws, const block_q8_K *x, float *y) {
+    gemv_r8_k4(false, n, nr, w, ws, x, y);
+}
+static void gemv_r8_q5_K(int n, int nr, const uint8_t *w, size_t ws, const block_q8_K *x, float *y) {
+    gemv_r8_k4(true, n, nr, w, ws, x, y);
+}
 
-/* The staged GEMM: the 5-bit quants staged as Q4_K's nibbles are (x8_q4_K), tile_q4_K with two halves. */
-static void stage_r8_q5_K(const uint8_t *w, size_t ws, int r0, int k0, int kc, x8_q4_K *s) {
+INLINE void stage_r8_k4(const bool K5, const uint8_t *w, size_t ws, int r0, int k0, int kc, x8_q4_K *s) {
     const uint8_t *grp = w + (size_t)r0 * ws;
     for (int b = 0; b < kc; b++) {
-        const uint8_t *blk = r8_block_q5_K(grp, k0 + b);
+        const uint8_t *blk = grp + (size_t)(k0 + b) * r8_k4_block_bytes(K5);
         for (int p = 0; p < 4; p++)
-            for (int k = 0; k < 8; k++) r8_q5_K_chunk(blk, p, k, &s[b].q[16 * p + k], &s[b].q[16 * p + 8 + k]);
+            for (int k = 0; k < 8; k++) r8_k4_chunk(K5, blk, p, k, &s[b].q[16 * p + k], &s[b].q[16 * p + 8 + k]);
         const r8_k4_scales sc = r8_q4_K_scales(blk);
         for (int g = 0; g < 8; g++) s[b].sc[g] = r8_q4_K_scale(&sc, g);
         for (int k = 0; k < 4; k++) s[b].mn[k] = r8_q4_K_mins(&sc, k);
@@ -1042,29 +962,44 @@ static void stage_r8_q5_K(const uint8_t *w, size_t ws, int r0, int k0, int kc, x
     }
 }
 
-static void gemm_r8_q5_K(int n, int nr, int nt, const void *vw, size_t ws, const void *vx, size_t xs, float *y,
-                         size_t ldy) {
-    if (nt == 1) {
-        gemv_r8_q5_K(n, nr, vw, ws, vx, y);
-        return;
-    }
+/* The Q4_K GEMM over W as stored (rows) or repacked (r8: nr a multiple of 8); only the staging differs. K5: Q5_K
+** (repacked only), its 5-bit quants staged as Q4_K's nibbles are, the tile's 16-bit sums in two halves. */
+INLINE void gemm_q4_K_staged(const bool r8, const bool K5, int n, int nr, int nt, const void *vw, size_t ws,
+                             const void *vx, size_t xs, float *y, size_t ldy) {
     x8_q4_K stage[X8_GROUPS][X8_KC_K];
     int32_t bsp[X8_T][X8_KC_K][4];
     const int nb = n / QK_K;
     const block_q8_K *X[X8_T];
-#define PREP_Q5_K                                                                                                      \
+#define PREP_Q4_K                                                                                                      \
     do {                                                                                                             \
         X[j] = (const block_q8_K *)((const uint8_t *)vx + (size_t)(t0 + j) * xs) + k0;                              \
         for (int b = 0; b < kc; b++) k4_bsum_pairs(&X[j][b], bsp[j][b]);                                             \
     } while (0)
-#define TILE_Q5_K(G, T)                                                                                                \
+#define TILE_Q4_K(G, T)                                                                                                \
     do {                                                                                                             \
         const x8_q4_K *S[X8_G] = {stage[g0], stage[LC_MIN(g0 + 1, X8_GROUPS - 1)]};                                 \
-        tile_q4_K(G, T, 2, kc, S, X, (const int32_t(*)[X8_KC_K][4])bsp, acc);                                        \
+        tile_q4_K(G, T, K5 ? 2 : 1, kc, S, X, (const int32_t(*)[X8_KC_K][4])bsp, acc);                               \
     } while (0)
-    X8_SWEEP(X8_KC_K, X8_T, stage_r8_q5_K(vw, ws, r0 + 8 * g, k0, kc, stage[g]), PREP_Q5_K, TILE_Q5_K);
-#undef PREP_Q5_K
-#undef TILE_Q5_K
+    X8_SWEEP(X8_KC_K, X8_T,
+             r8 ? stage_r8_k4(K5, vw, ws, r0 + 8 * g, k0, kc, stage[g]) : stage_q4_K(vw, ws, r0 + 8 * g, nr, k0, kc, stage[g]),
+             PREP_Q4_K, TILE_Q4_K);
+#undef PREP_Q4_K
+#undef TILE_Q4_K
+}
+static void gemm_x8_q4_K(int n, int nr, int nt, const void *vw, size_t ws, const void *vx, size_t xs, float *y,
+                         size_t ldy) {
+    if (nt == 1) gemv_q4_K(n, nr, vw, ws, vx, y);
+    else gemm_q4_K_staged(false, false, n, nr, nt, vw, ws, vx, xs, y, ldy);
+}
+static void gemm_r8_q4_K(int n, int nr, int nt, const void *vw, size_t ws, const void *vx, size_t xs, float *y,
+                         size_t ldy) {
+    if (nt == 1) gemv_r8_q4_K(n, nr, vw, ws, vx, y);
+    else gemm_q4_K_staged(true, false, n, nr, nt, vw, ws, vx, xs, y, ldy);
+}
+static void gemm_r8_q5_K(int n, int nr, int nt, const void *vw, size_t ws, const void *vx, size_t xs, float *y,
+                         size_t ldy) {
+    if (nt == 1) gemv_r8_q5_K(n, nr, vw, ws, vx, y);
+    else gemm_q4_K_staged(true, true, n, nr, nt, vw, ws, vx, xs, y, ldy);
 }
 
 /* ---- Q6_K ---- */
