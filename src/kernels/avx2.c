@@ -276,10 +276,11 @@ INLINE void gemm_float(const int T, int n, int nr, int nt, const void *vw, size_
 ** the FMAs, a loop of 12 FMAs and 7 conversions reaches the FMA peak), so a piece's length is bounded by L1 holding a
 ** tile's W piece and its 3 tokens' x (16 + 12 KiB), no longer by an f32 copy of 12 tokens' x (24 KiB for 512
 ** elements); a phase's 64 steps then amortize its 12 accumulators' loads and stores. Pieces 512 -> 2048 with x
-** read as is, 1B-shaped F16 model, 2 threads, 5 alternated pairs: pp256 +14% median (0.97-1.38), tg +5% (the GEMV
-** streams W in longer phases), -B 8 level (+3%); bench_kernels -T F16 -c, 1 thread: 8 tokens level (76), 512 tokens
-** 66-71 -> 75-79 GFLOP/s. 1024: pp 0.88x of 2048 (median of 5); 4096 (the tile's W piece fills L1): 1.03x. Reading
-** x as is with pieces of 512: no faster, nor pieces of 1024 with x widened (the 8 tokens' copy fills L1). */
+** read as is, 1B-shaped F16 model, 2 threads, 5 alternated pairs: pp256 +8% median (0.99-1.14; a build with the
+** prefetch branches unswitched, no faster in cache, +14%), tg32 +1% (0.95-1.06), -B 8 level; bench_kernels -T F16
+** -c, 1 thread: 8 tokens level (76), 512 tokens 66-71 -> 75-79 GFLOP/s. 1024: pp 0.88x of 2048 (median of 5); 4096
+** (the tile's W piece fills L1): 1.03x. Reading x as is with pieces of 512: no faster, nor pieces of 1024 with x
+** widened (the 8 tokens' copy fills L1). */
 /* How far ahead the first token tile prefetches the stream (bytes). bench_kernels -T F16 -t 1, GEMV: 256 B to 1 KiB
 ** 18.4-19.3 GB/s, 2 KiB 16.0, 4 KiB 15.1 (T0); T1 and NTA no better; none 15.9-17.6. Two streams at once (a tile's
 ** phases in pairs): 13. Several tokens: 4 KiB took bench_kernels' 8-token GEMM from 61-64 to 69-72 GFLOP/s (1
@@ -378,7 +379,6 @@ INLINE void r8f_block(const int T, int c0, int nc, int rg, int tg, int ntg, cons
 ** group, each from its first chunk to its last, so W is read once from start to end. More tokens (prefill): chunk
 ** after chunk, every token group over a group's chunk while it is in L2 (a group's whole rows of 8192 F16 would not
 ** be). */
-
 INLINE void gemm_r8_float(const int T, int n, int nr, int nt, const void *vw, size_t ws, const void *vx, size_t xs,
                           float *y, size_t ldy) {
     const uint8_t *w = vw, *x = vx;
