@@ -902,7 +902,7 @@ INLINE void r8_k4_chunk(const bool K5, const uint8_t *blk, int p, int k, __m256i
 }
 
 INLINE void gemv_r8_k4(const bool K5, int n, int nr, const uint8_t *w, size_t ws, const block_q8_K *x, float *y) {
-    const int nb = n / QK_K, nh = K5 ? 2 : 1; /* 16-bit sums of nh parts of a sub-block's 8 chunks */
+    const int nb = n / QK_K;
     for (int r0 = 0; r0 < nr; r0 += 8) {
         const uint8_t *grp = w + (size_t)r0 * ws;
         __m256 acc = _mm256_setzero_ps();
@@ -914,21 +914,23 @@ INLINE void gemv_r8_k4(const bool K5, int n, int nr, const uint8_t *w, size_t ws
             int32_t bsp[4];
             k4_bsum_pairs(xb, bsp);
             __m256i is = _mm256_setzero_si256();
-#pragma GCC unroll 4
-            for (int p = 0; p < 4; p++)
-#pragma GCC unroll 2
-                for (int h = 0; h < nh; h++) {
-                    __m256i lo = _mm256_setzero_si256(), hi = _mm256_setzero_si256(); /* < 2^15 */
+            for (int p = 0; p < 4; p++) {
+                /* 16-bit sums of the sub-blocks' chunks: 8 of Q4_K's fit (< 2^15), 4 of Q5_K's, so K5 adds them
+                ** into is halfway as well */
+                __m256i lo = _mm256_setzero_si256(), hi = _mm256_setzero_si256();
 #pragma GCC unroll 8
-                    for (int k = 8 / nh * h; k < 8 / nh * (h + 1); k++) {
-                        __m256i ql, qh;
-                        r8_k4_chunk(K5, blk, p, k, &ql, &qh);
-                        lo = _mm256_add_epi16(lo, _mm256_maddubs_epi16(ql, bcast32(xb->qs + 64 * p + 4 * k)));
-                        hi = _mm256_add_epi16(hi, _mm256_maddubs_epi16(qh, bcast32(xb->qs + 64 * p + 32 + 4 * k)));
+                for (int k = 0; k < 8; k++) {
+                    __m256i ql, qh;
+                    r8_k4_chunk(K5, blk, p, k, &ql, &qh);
+                    lo = _mm256_add_epi16(lo, _mm256_maddubs_epi16(ql, bcast32(xb->qs + 64 * p + 4 * k)));
+                    hi = _mm256_add_epi16(hi, _mm256_maddubs_epi16(qh, bcast32(xb->qs + 64 * p + 32 + 4 * k)));
+                    if (k == 7 || (K5 && k == 3)) {
+                        is = _mm256_add_epi32(is, _mm256_madd_epi16(lo, r8_q4_K_scale(&sc, 2 * p)));
+                        is = _mm256_add_epi32(is, _mm256_madd_epi16(hi, r8_q4_K_scale(&sc, 2 * p + 1)));
+                        lo = hi = _mm256_setzero_si256();
                     }
-                    is = _mm256_add_epi32(is, _mm256_madd_epi16(lo, r8_q4_K_scale(&sc, 2 * p)));
-                    is = _mm256_add_epi32(is, _mm256_madd_epi16(hi, r8_q4_K_scale(&sc, 2 * p + 1)));
                 }
+            }
             __m256i ms = _mm256_madd_epi16(r8_q4_K_mins(&sc, 0), _mm256_set1_epi32(bsp[0]));
             for (int k = 1; k < 4; k++)
                 ms = _mm256_add_epi32(ms, _mm256_madd_epi16(r8_q4_K_mins(&sc, k), _mm256_set1_epi32(bsp[k])));
